@@ -1,0 +1,41 @@
+# coreadmin: `make run` runs the service, `make test` runs the suite. Both install first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint fmt bench lock
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info >= (3, 12), "coreadmin needs Python 3.12+ (3.13 preferred)"'
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lock:
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.13 \
+		--override overrides.txt -o requirements.lock
+
+run: install
+	$(PY) -m coreadmin.devstack run
+
+test: install
+	$(PY) -m coreadmin.devstack test -- -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy coreadmin apps
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) -m bench

@@ -1,0 +1,3 @@
+app_name = "caching"
+
+urlpatterns: list = []

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CircuitsConfig(AppConfig):
+    name = "apps.circuits"
+    label = "circuits"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProxiesConfig(AppConfig):
+    name = "apps.proxies"
+    label = "proxies"
