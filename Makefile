@@ -31,7 +31,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy coreadmin apps
+	$(VENV)/bin/mypy coreadmin apps bench
 
 fmt: install
 	$(VENV)/bin/ruff format .
