@@ -20,7 +20,11 @@ from coreadmin.env import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-MODE = Env(production=False).string("COREADMIN_ENV", "development")
+# Under pytest (which sets PYTEST_VERSION before pytest-django imports settings) the
+# default mode is "test", so a plain `pytest` gets per-worker Redis key spaces too.
+MODE = Env(production=False).string(
+    "COREADMIN_ENV", "test" if os.environ.get("PYTEST_VERSION") else "development"
+)
 if MODE not in {"development", "test", "production"}:
     MODE = "invalid"
 PRODUCTION = MODE != "development" and MODE != "test"
