@@ -4,6 +4,6 @@ collectstatic output in front of gunicorn and uses coreadmin.wsgi."""
 
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 
-from coreadmin.wsgi import application as django_application
+from coreadmin.wsgi import django_application
 
 application = StaticFilesHandler(django_application)
