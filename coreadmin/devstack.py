@@ -128,7 +128,11 @@ class Stack:
         servers = [c for c in self.children if c.name in {"postgres", "redis"}]
         apps = [c for c in self.children if c not in servers]
         for phase in (apps, servers):
-            stop_together(phase)
+            try:
+                stop_together(phase)
+            except Exception as exc:  # never leave the servers running over a clean-up bug
+                say(f"error while stopping {[c.name for c in phase]}: {exc!r}; killing them")
+                kill_all([proc for child in phase for proc in child.tree()])
         self.state_file.unlink(missing_ok=True)
 
 
@@ -244,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _run(stack, args)
         except (KeyboardInterrupt, Stop) as exc:
-            say(f"stopping ({exc or 'SIGINT'}): web, worker and beat first, then the servers")
+            say(f"stopping ({str(exc) or 'SIGINT'}): web, worker and beat, then the servers")
             return 0
         finally:
             # A second Ctrl-C must not interrupt the clean-up.

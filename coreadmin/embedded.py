@@ -147,7 +147,8 @@ class Child:
 def group_members(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        # A process may vanish between the listing and the question (ProcessLookupError).
+        with contextlib.suppress(psutil.Error, OSError):
             if os.getpgid(proc.pid) == pgid:
                 members.append(proc)
     return members
