@@ -107,6 +107,15 @@ def wait_ready(stack: RunningStack, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def wait_for_worker_heartbeat(redis_port: int, timeout: float = 60) -> None:
+    """The worker's first heartbeat went through the broker: worker and Redis work."""
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
+    deadline = time.monotonic() + timeout
+    while not client.exists("ca:worker:heartbeat"):
+        assert time.monotonic() < deadline, "no worker heartbeat in Redis"
+        time.sleep(0.2)
+
+
 def whoami(stack: RunningStack) -> httpx.Response:
     return httpx.get(stack.url + "/api/v1/whoami", headers={"X-API-Key": stack.api_key})
 
@@ -128,6 +137,7 @@ def test_make_run_serves_survives_kill_9_keeps_its_data_and_leaves_nothing_behin
     assert response.status_code == 200, response.text
     assert response.json() == {"name": "demo", "scope": "admin", "service": None}
     redis.Redis(host="127.0.0.1", port=redis_port).set("ca:devstack-smoke", "kept", ex=3600)
+    wait_for_worker_heartbeat(redis_port)
     processes = first.tree()
     names = " ".join(" ".join(p.cmdline()) for p in processes)
     for expected in ("postgres", "redis-server", "gunicorn", "celery", "worker", "beat"):
