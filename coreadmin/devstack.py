@@ -250,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, Stop) as exc:
             say(f"stopping ({str(exc) or 'SIGINT'}): web, worker and beat, then the servers")
             return 0
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            say(f"could not start: {exc}")
+            return 1
         finally:
             # A second Ctrl-C must not interrupt the clean-up.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
