@@ -12,6 +12,11 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# The browser tests drive Debian's chromium (Playwright cannot download its own here).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 # The virtualenv with exactly the locked packages; redone when the lock or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +25,6 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
 	@rm -f $(VENV)/.installed-*
 	@touch $@
-
-# The browser tests drive Debian's chromium (Playwright cannot download its own here).
-chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 lock:
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.13 \
