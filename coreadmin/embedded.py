@@ -221,15 +221,29 @@ def _postgres_user() -> str | None:
     """None when we may run postgres ourselves; otherwise the unprivileged user to use."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(POSTGRES_USER_WHEN_ROOT)
-    except KeyError:
-        subprocess.run(
+    # Two runs starting at once may both try: the loser finds /etc/passwd locked or the
+    # user made, so it looks again a few times before giving up.
+    for _ in range(10):
+        if _user_exists(POSTGRES_USER_WHEN_ROOT):
+            return POSTGRES_USER_WHEN_ROOT
+        result = subprocess.run(
             ["useradd", "--system", "--no-create-home", POSTGRES_USER_WHEN_ROOT],
-            check=True,
             capture_output=True,
+            text=True,
         )
-    return POSTGRES_USER_WHEN_ROOT
+        if result.returncode != 0:
+            time.sleep(0.3)
+    if _user_exists(POSTGRES_USER_WHEN_ROOT):
+        return POSTGRES_USER_WHEN_ROOT
+    raise RuntimeError(f"cannot create user {POSTGRES_USER_WHEN_ROOT}: {result.stderr.strip()}")
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _traversable_by_others(path: Path) -> None:
