@@ -130,3 +130,16 @@ def test_encryption_keys_rotate_first_encrypts_all_decrypt():
     assert decrypt(token, keys=[new, old]) == "s3cret"
     rotated = reencrypt(token, keys=[new, old])
     assert decrypt(rotated, keys=[new]) == "s3cret"
+
+
+def test_problems_of_the_app_blocks_at_the_end_of_settings_stop_start_up_too(monkeypatch):
+    # Apps append their settings after the core ones; their problems are raised with the
+    # rest when Django starts, not silently dropped.
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    from coreadmin import settings as module
+
+    monkeypatch.setattr(module.env, "problems", ["LATE_VARIABLE must be an integer, got 'x'"])
+    with pytest.raises(ImproperlyConfigured, match="LATE_VARIABLE must be an integer"):
+        apps.get_app_config("coreadmin").ready()
