@@ -116,6 +116,27 @@ def wait_for_worker_heartbeat(redis_port: int, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def assert_demo_operator_can_log_in(stack: RunningStack) -> None:
+    """The printed password opens the dashboard, static files included."""
+    with httpx.Client(base_url=stack.url, timeout=10) as browser:
+        form = browser.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token, form.text[:500]
+        response = browser.post(
+            "/login/",
+            data={
+                "username": "operator",
+                "password": stack.password,
+                "csrfmiddlewaretoken": token.group(1),
+            },
+        )
+        assert response.status_code == 302, response.text[:500]
+        overview = browser.get(response.headers["location"])
+        assert overview.status_code == 200
+        assert "operator" in overview.text
+        assert browser.get("/static/css/app.css").status_code == 200
+
+
 def whoami(stack: RunningStack) -> httpx.Response:
     return httpx.get(stack.url + "/api/v1/whoami", headers={"X-API-Key": stack.api_key})
 
@@ -154,6 +175,7 @@ def test_make_run_serves_survives_kill_9_keeps_its_data_and_leaves_nothing_behin
     second = start_stack(data_dir, pg_port, redis_port)
     assert (second.api_key, second.password) == (first.api_key, first.password)
     assert whoami(second).status_code == 200
+    assert_demo_operator_can_log_in(second)
     assert redis.Redis(host="127.0.0.1", port=redis_port).get("ca:devstack-smoke") == b"kept"
 
     # Ctrl-C: everything stops, cleanly, and the state file goes with it.
