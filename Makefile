@@ -1,4 +1,6 @@
 # coreadmin: `make run` runs the service, `make test` runs the suite. Both install first.
+# Neither needs DATABASE_URL / REDIS_URL: unset, they start embedded Postgres and Redis
+# (python -m coreadmin.devstack; see README.md).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.13 2>/dev/null || command -v python3)
 VENV := .venv
@@ -6,15 +8,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install chromium run test lint fmt bench lock
+.PHONY: install chromium run test lint fmt bench lock clean-data
 
-install: $(STAMP) chromium
+install: $(STAMP)
 
 # The browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# The virtualenv with exactly the locked packages; redone when the lock or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 12), "coreadmin needs Python 3.12+ (3.13 preferred)"'
@@ -27,10 +30,12 @@ lock:
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.13 \
 		--override overrides.txt -o requirements.lock
 
+# Web (gunicorn), Celery worker and beat in the foreground; Ctrl-C stops everything.
 run: install
 	$(PY) -m coreadmin.devstack run
 
-test: install
+# The whole suite on two xdist workers; pytest's exit code is make's (5, no tests, fails).
+test: install chromium
 	$(PY) -m coreadmin.devstack test -- -n 2 $(PYTEST_ARGS)
 
 lint: install
@@ -44,3 +49,7 @@ fmt: install
 
 bench: install
 	$(PY) -m bench
+
+# Forget the embedded servers' data (the demo operator and key are made anew next run).
+clean-data:
+	rm -rf .data

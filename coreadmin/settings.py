@@ -56,16 +56,24 @@ def _check_fernet_keys(keys: list[str]) -> list[str]:
     return keys
 
 
+def _scheme(url: str) -> str:
+    # Only the scheme goes into the message: the rest of a URL may hold a password.
+    return repr(url.split("://", 1)[0]) if "://" in url else "no scheme"
+
+
 def _check_database_url(value: str) -> dict:
-    config = dict(dj_database_url.parse(value, conn_max_age=60, conn_health_checks=True))
+    try:
+        config = dict(dj_database_url.parse(value, conn_max_age=60, conn_health_checks=True))
+    except ValueError:
+        config = {}
     if config.get("ENGINE") != "django.db.backends.postgresql":
-        raise ValueError("a postgres:// URL")
+        raise ValueError(f"got {_scheme(value)}")
     return config
 
 
 def _check_redis_url(value: str) -> str:
     if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("a redis:// URL")
+        raise ValueError(f"got {_scheme(value)}")
     return value
 
 
@@ -73,7 +81,7 @@ DEBUG = env.boolean("DEBUG", default=not PRODUCTION)
 SECRET_KEY = env._read(
     "SECRET_KEY", "django-insecure-development-only-key", _check_secret_key, "a long random string"
 )
-ALLOWED_HOSTS = env.items("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.items("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"]) or []
 CSRF_TRUSTED_ORIGINS = (
     env.items("CSRF_TRUSTED_ORIGINS", []) if env.environ.get("CSRF_TRUSTED_ORIGINS") else []
 )
@@ -113,12 +121,23 @@ API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum
 API_KEY_CACHE_SECONDS = env.number("API_KEY_CACHE_SECONDS", 5.0)
 API_KEY_LAST_USED_INTERVAL_SECONDS = env.integer("API_KEY_LAST_USED_INTERVAL_SECONDS", 60)
 WORKER_HEARTBEAT_STALE_SECONDS = env.integer("WORKER_HEARTBEAT_STALE_SECONDS", 90, minimum=10)
-LOG_LEVEL = env.string("LOG_LEVEL", "INFO", optional=True) or "INFO"
+LOG_LEVEL = (env.string("LOG_LEVEL", "INFO", optional=True) or "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    env.problems.append(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+    )
+    LOG_LEVEL = "INFO"
 LOG_FORMAT = env.string("LOG_FORMAT", "json" if PRODUCTION else "console", optional=True)
+if LOG_FORMAT not in {"json", "console"}:
+    env.problems.append(f"LOG_FORMAT must be json or console, got {LOG_FORMAT!r}")
+    LOG_FORMAT = "json"
 
-env.raise_if_invalid()
+# No raise here: the problems of this module, including the blocks apps append below, are
+# reported together, in one message, by coreadmin.apps.CoreadminConfig.ready() when Django
+# starts (manage.py, gunicorn, Celery, pytest all go through django.setup()).
 
 INSTALLED_APPS = [
+    "coreadmin",  # first: its ready() stops start-up on invalid settings
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -250,7 +269,6 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-    env.raise_if_invalid()
 
 from coreadmin.logging import configure_logging  # noqa: E402
 
