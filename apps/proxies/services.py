@@ -13,7 +13,7 @@ from typing import Any
 from cachetools import TTLCache
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 
 from apps.accounts.auth import Principal
@@ -441,3 +441,31 @@ def proxies_reencrypt() -> int:
     for service in services:
         pool.pool_forget(service=service)
     return changed
+
+
+def proxies_check(*, proxies: list[Proxy], config: Any = None) -> dict[int, Any]:
+    """Runs health checks through each proxy (see checks.py) and records every result."""
+    from apps.proxies.checks import CheckConfig, check_proxies
+
+    config = config or CheckConfig.from_settings()
+    results = check_proxies(proxies, config)
+    for proxy in proxies:
+        result = results[proxy.pk]
+        health_check_record(
+            proxy=proxy,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            status_code=result.status_code,
+            error=result.error,
+        )
+    return results
+
+
+def proxies_due_for_check(*, limit: int = 500) -> list[Proxy]:
+    """Active and quarantined proxies whose next check time has come (frozen ones wait)."""
+    now = clock.now()
+    return list(
+        Proxy.objects.exclude(status=Proxy.Status.FROZEN)
+        .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+        .order_by("next_check_at")[:limit]
+    )
