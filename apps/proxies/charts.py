@@ -18,7 +18,7 @@ def line_chart(
     """A polyline of ``values`` (None leaves a gap), scaled to ``top`` or the maximum."""
     present = [v for v in values if v is not None]
     if not present:
-        return format_html('<p class="muted">No data yet.</p>')
+        return mark_safe('<p class="muted">No data yet.</p>')
     ceiling = top if top is not None else max(present) or 1.0
     step = width / max(1, len(values) - 1)
     segments: list[list[str]] = [[]]
