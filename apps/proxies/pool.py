@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import redis
 from django.conf import settings
 
 from apps.proxies.models import Proxy, ProxyBan
@@ -184,41 +185,52 @@ def _info(proxy: Proxy) -> bytes:
     )
 
 
-def pool_rebuild(*, service: str) -> int:
-    """Rebuilds the service's index from Postgres in one transaction; returns its size."""
-    proxies = list(
-        Proxy.objects.filter(service=service).only(
-            "id",
-            "scheme",
-            "host",
-            "port",
-            "username",
-            "password_encrypted",
-            "status",
-            "health_score",
-        )
-    )
-    now = clock.now()
-    bans = ProxyBan.objects.filter(proxy__service=service, banned_until__gt=now).values_list(
-        "proxy_id", "target", "banned_until"
-    )
+def pool_rebuild(*, service: str, force: bool = True) -> int:
+    """Rebuilds the service's index from Postgres in one MULTI; returns the pool size.
+
+    With ``force=False`` (what a lease does when it finds no index) it builds only if the
+    index is still missing, and gives way when another process built it meanwhile (WATCH),
+    so a crowd of first leases does not rebuild it over and over and reset the rotation.
+    """
     k = _keys(service)
-    pipe = connection().pipeline(transaction=True)
-    pipe.delete(k["q"], k["w"], k["info"], k["seq"])
-    usable = {str(p.id): 0 for p in proxies if p.status == Proxy.Status.ACTIVE}
-    if usable:
-        pipe.zadd(k["q"], usable)
-    if proxies:
-        pipe.hset(k["w"], mapping={str(p.id): p.health_score for p in proxies})
-        pipe.hset(k["info"], mapping={str(p.id): _info(p) for p in proxies})
-    ban_ttl = settings.PROXY_BAN_MAX_SECONDS + 60
-    for proxy_id, target, until in bans:
-        pipe.zadd(ban_key(service, target), {str(proxy_id): int(until.timestamp() * 1000)})
-        pipe.expire(ban_key(service, target), ban_ttl)
-    pipe.hset(k["meta"], mapping={"total": len(proxies)})
-    for name in ("q", "w", "info", "meta"):
-        pipe.expire(k[name], POOL_TTL_SECONDS)
-    pipe.execute()
+    with connection().pipeline(transaction=True) as pipe:
+        pipe.watch(k["meta"])
+        if not force and pipe.exists(k["meta"]):
+            return -1
+        proxies = list(
+            Proxy.objects.filter(service=service).only(
+                "id",
+                "scheme",
+                "host",
+                "port",
+                "username",
+                "password_encrypted",
+                "status",
+                "health_score",
+            )
+        )
+        bans = ProxyBan.objects.filter(
+            proxy__service=service, banned_until__gt=clock.now()
+        ).values_list("proxy_id", "target", "banned_until")
+        pipe.multi()
+        pipe.delete(k["q"], k["w"], k["info"], k["seq"])
+        usable = {str(p.id): 0 for p in proxies if p.status == Proxy.Status.ACTIVE}
+        if usable:
+            pipe.zadd(k["q"], usable)
+        if proxies:
+            pipe.hset(k["w"], mapping={str(p.id): p.health_score for p in proxies})
+            pipe.hset(k["info"], mapping={str(p.id): _info(p) for p in proxies})
+        ban_ttl = settings.PROXY_BAN_MAX_SECONDS + 60
+        for proxy_id, target, until in bans:
+            pipe.zadd(ban_key(service, target), {str(proxy_id): int(until.timestamp() * 1000)})
+            pipe.expire(ban_key(service, target), ban_ttl)
+        pipe.hset(k["meta"], mapping={"total": len(proxies)})
+        for name in ("q", "w", "info", "meta"):
+            pipe.expire(k[name], POOL_TTL_SECONDS)
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            return -1  # another process built it first
     return len(proxies)
 
 
@@ -327,7 +339,7 @@ def pool_pick(
     ]
     result = _LEASE(keys, args)
     if result[0] == -1:
-        pool_rebuild(service=service)
+        pool_rebuild(service=service, force=False)
         result = _LEASE(keys, args)
     if result[0] == 0:
         retry = float(result[1])
