@@ -296,3 +296,7 @@ CELERY_BEAT_SCHEDULE["proxies-prune-history"] = {
     "task": "apps.proxies.tasks.prune_history",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["proxies-flush-leases"] = {
+    "task": "apps.proxies.tasks.flush_leases",
+    "schedule": 5.0,
+}

@@ -17,6 +17,9 @@ Keys (all under REDIS_KEY_PREFIX, all with a TTL that every lease refreshes):
 - ``px:ban:<svc>:<t>``  ZSET proxy id -> banned-until ms, per target
 - ``px:act:<id>``       ZSET lease id -> lease expiry ms (the concurrent-lease cap)
 - ``px:sess:<svc>:<s>`` proxy id of a sticky session
+- ``px:lease:<id>``     the lease record (JSON) until an hour after it expires
+- ``px:reported:<id>``  set by the first report of a lease (a second one is 409)
+- ``px:journal``        LIST of lease records waiting for the batch writer to Postgres
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from coreadmin.clock import clock
 from coreadmin.redis import LuaScript, connection, key
 
 POOL_TTL_SECONDS = 24 * 3600
+# A lease's record stays in Redis this long after it expires, so late reports still find it.
+RECORD_GRACE_SECONDS = 3600
+# At most this many lease records wait for the batch writer (oldest dropped first).
+JOURNAL_MAX = 200_000
 
 _LEASE = LuaScript(
     """
@@ -52,6 +59,9 @@ local act_prefix = ARGV[10]
 local min_fraction = tonumber(ARGV[11])
 local slow_max = tonumber(ARGV[12])
 local act_ttl = tonumber(ARGV[13])
+local record_key, journal = ARGV[14], ARGV[15]
+local record_ttl = tonumber(ARGV[16])
+local journal_max = tonumber(ARGV[17])
 
 if redis.call('EXISTS', meta) == 0 then return {-1} end
 for _, k in ipairs({q, w, info, meta}) do redis.call('EXPIRE', k, pool_ttl) end
@@ -132,6 +142,15 @@ local act = act_prefix .. chosen
 redis.call('ZADD', act, lease_until, lease_id)
 redis.call('EXPIRE', act, act_ttl)
 if sess ~= '' then redis.call('SET', sess, chosen, 'EX', sticky_ttl) end
+-- The lease record: read by its report, and journalled for the batch writer to Postgres.
+local record = cjson.encode({
+  id = lease_id, key = ARGV[18], proxy = tonumber(chosen), service = ARGV[19],
+  target = ARGV[20], session = ARGV[21], at = now, until_ms = lease_until
+})
+redis.call('SET', record_key, record, 'EX', record_ttl)
+redis.call('RPUSH', journal, record)
+redis.call('LTRIM', journal, -journal_max, -1)
+redis.call('EXPIRE', journal, pool_ttl)
 return {tonumber(chosen), redis.call('HGET', info, chosen), tostring(slow)}
 """
 )
@@ -273,6 +292,32 @@ def pool_ban(*, service: str, target: str, proxy_id: int, until_ms: int) -> None
     pipe.execute()
 
 
+def lease_key(lease_id: str) -> str:
+    return key("px", "lease", lease_id)
+
+
+def journal_key() -> str:
+    return key("px", "journal")
+
+
+def lease_record(lease_id: str) -> dict[str, Any] | None:
+    """The lease as recorded by the lease script (None once it is gone from Redis)."""
+    raw = connection().get(lease_key(lease_id))
+    return orjson.loads(raw) if raw else None
+
+
+def lease_mark_reported(lease_id: str) -> bool:
+    """True the first time only: a lease is reported once."""
+    name = key("px", "reported", lease_id)
+    return bool(connection().set(name, 1, nx=True, ex=RECORD_GRACE_SECONDS * 2))
+
+
+def journal_take(limit: int = 5000) -> list[dict[str, Any]]:
+    """Removes and returns up to ``limit`` journalled lease records, oldest first."""
+    raw = connection().lpop(journal_key(), limit) or []
+    return [orjson.loads(item) for item in raw]
+
+
 def pool_release(*, proxy_id: int, lease_id: str) -> None:
     connection().zrem(active_key(proxy_id), lease_id)
 
@@ -309,6 +354,7 @@ def pool_pick(
     lease_id: str,
     lease_seconds: int,
     min_usable_fraction: float,
+    key_id: int,
 ) -> Pick | NoPick:
     """Atomically chooses a proxy and records the lease against its cap."""
     k = _keys(service)
@@ -336,6 +382,14 @@ def pool_pick(
         min_usable_fraction,
         settings.PROXY_SLOW_DOWN_MAX_MS,
         lease_seconds + 60,
+        lease_key(lease_id),
+        journal_key(),
+        lease_seconds + RECORD_GRACE_SECONDS,
+        JOURNAL_MAX,
+        str(key_id),
+        service,
+        target,
+        session,
     ]
     result = _LEASE(keys, args)
     if result[0] == -1:

@@ -90,8 +90,11 @@ def proxy_create(
     return proxy
 
 
-def proxy_upsert(*, url: str, service: str, country: str = "") -> tuple[Proxy, bool]:
-    """Creates the proxy or updates its password and country; returns (proxy, created)."""
+def proxy_upsert(
+    *, url: str, service: str, country: str = "", sync: bool = True
+) -> tuple[Proxy, bool]:
+    """Creates the proxy or updates its password and country; returns (proxy, created).
+    With ``sync=False`` the caller calls ``pool.pool_forget`` once after a bulk import."""
     parsed = parse_proxy_url(url)
     proxy, created = Proxy.objects.get_or_create(
         service=service,
@@ -105,7 +108,8 @@ def proxy_upsert(*, url: str, service: str, country: str = "") -> tuple[Proxy, b
     if country:
         proxy.country = country.upper()
     proxy.save(update_fields=["password_encrypted", "country"])
-    pool.pool_sync_proxy(proxy=proxy)
+    if sync:
+        pool.pool_sync_proxy(proxy=proxy)
     return proxy, created
 
 
@@ -200,6 +204,7 @@ def lease_acquire(*, principal: Principal, service: str, target: str, session: s
         lease_id=lease_id,
         lease_seconds=policy.lease_seconds,
         min_usable_fraction=policy.min_usable_fraction,
+        key_id=principal.key_id,
     )
     if isinstance(picked, pool.NoPick):
         retry_ms = picked.retry_after_ms
@@ -213,18 +218,9 @@ def lease_acquire(*, principal: Principal, service: str, target: str, session: s
         )
     info = picked.info
     password = crypto.decrypt(info["password"]) if info["password"] else ""
-    now = clock.now()
-    expires_at = now + dt.timedelta(seconds=policy.lease_seconds)
-    Lease.objects.create(
-        id=lease_id,
-        api_key_id=principal.key_id,
-        proxy_id=picked.proxy_id,
-        service=service,
-        target=target,
-        session=session,
-        leased_at=now,
-        expires_at=expires_at,
-    )
+    # The lease row reaches Postgres in batches (leases_flush) or with its report: an
+    # INSERT and commit per lease would cost more than everything else a lease does.
+    expires_at = clock.now() + dt.timedelta(seconds=policy.lease_seconds)
     return Grant(
         lease_id=lease_id,
         proxy_id=picked.proxy_id,
@@ -338,6 +334,33 @@ def proxy_ban(*, proxy: Proxy, target: str) -> ProxyBan:
     return ban
 
 
+def _lease_from_record(record: dict[str, Any]) -> Lease:
+    def at(ms: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+    return Lease(
+        id=record["id"],
+        api_key_id=int(record["key"]),
+        proxy_id=record["proxy"],
+        service=record["service"],
+        target=record["target"],
+        session=record["session"],
+        leased_at=at(record["at"]),
+        expires_at=at(record["until_ms"]),
+    )
+
+
+def leases_flush(*, limit: int = 5000) -> int:
+    """Writes journalled lease records to Postgres in one INSERT (rows a report already
+    wrote are left alone). Beat runs it every few seconds; returns how many it took."""
+    records = pool.journal_take(limit)
+    if records:
+        Lease.objects.bulk_create(
+            [_lease_from_record(r) for r in records], ignore_conflicts=True, batch_size=1000
+        )
+    return len(records)
+
+
 def lease_report(
     *,
     principal: Principal,
@@ -347,21 +370,31 @@ def lease_report(
     status_code: int | None = None,
 ) -> Proxy:
     """Records a lease's outcome (once) and frees its slot; another key's lease is 404."""
-    lease = (
-        Lease.objects.select_related("proxy")
-        .filter(pk=lease_id, api_key_id=principal.key_id)
-        .first()
-    )
+    record = pool.lease_record(lease_id)
+    if record is not None:
+        if int(record["key"]) != principal.key_id:
+            record = None
+        lease = _lease_from_record(record) if record else None
+    else:  # gone from Redis (reported late): the row the batch writer stored
+        lease = Lease.objects.filter(pk=lease_id, api_key_id=principal.key_id).first()
     if lease is None:
         raise NotFound(f"No lease {lease_id!r} for this key.")
-    updated = Lease.objects.filter(pk=lease.pk, outcome="").update(
-        outcome=outcome, latency_ms=latency_ms, status_code=status_code, reported_at=clock.now()
-    )
-    if not updated:
+    if lease.outcome or not pool.lease_mark_reported(lease_id):
         raise Conflict("This lease has already been reported.", code="lease_already_reported")
-    pool.pool_release(proxy_id=lease.proxy_id, lease_id=lease.pk)
+    lease.outcome = outcome
+    lease.latency_ms = latency_ms
+    lease.status_code = status_code
+    lease.reported_at = clock.now()
+    Lease.objects.bulk_create(
+        [lease],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["outcome", "latency_ms", "status_code", "reported_at"],
+    )
+    pool.pool_release(proxy_id=lease.proxy_id, lease_id=lease_id)
     if outcome == "banned":
-        proxy_ban(proxy=lease.proxy, target=lease.target)
+        proxy = Proxy.objects.get(pk=lease.proxy_id)
+        proxy_ban(proxy=proxy, target=lease.target)
     return proxy_record_outcome(proxy_id=lease.proxy_id, outcome=outcome, latency_ms=latency_ms)
 
 

@@ -26,3 +26,8 @@ def check_proxy_now(proxy_id: int) -> bool | None:
 @shared_task(name="apps.proxies.tasks.prune_history")
 def prune_history() -> int:
     return services.health_history_prune()
+
+
+@shared_task(name="apps.proxies.tasks.flush_leases")
+def flush_leases() -> int:
+    return services.leases_flush()

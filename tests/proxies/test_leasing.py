@@ -9,7 +9,7 @@ from django.test import Client
 
 from apps.proxies.models import Lease, Proxy, ProxyBan
 from apps.proxies.pool import pool_forget
-from apps.proxies.services import ban_cooldown_seconds
+from apps.proxies.services import ban_cooldown_seconds, leases_flush
 from coreadmin.redis import connection
 from tests.conftest import ApiClient
 
@@ -36,6 +36,7 @@ def test_a_lease_returns_the_proxy_url_with_its_password_and_an_expiry(
     assert body["proxy_url"] == f"http://user:s3cret@10.0.0.1:{proxy.port}"
     assert body["expires_at"] == "2026-09-21T14:18:20+00:00"
     assert body["slow_down_ms"] == 0
+    assert leases_flush() == 1
     assert Lease.objects.get(pk=body["lease_id"]).proxy_id == proxy.id
 
 
@@ -205,3 +206,30 @@ def test_a_key_restricted_to_another_service_cannot_lease(make_api_key, make_pro
     make_proxy()
     api = ApiClient(Client(), make_api_key("scraper", service="twitter", name="tw"))
     assert lease(api).status_code == 403
+
+
+def test_leases_reach_postgres_in_batches_without_overwriting_reports(
+    scraper_api, make_proxy, clock
+):
+    make_proxy()
+    reported, unreported = lease(scraper_api).json(), lease(scraper_api, session="s").json()
+    report(scraper_api, reported["lease_id"], "timeout")
+    assert leases_flush() == 2
+    assert leases_flush() == 0
+    rows = {row.id: row for row in Lease.objects.all()}
+    assert rows[reported["lease_id"]].outcome == "timeout"
+    assert rows[unreported["lease_id"]].outcome == ""
+    assert rows[unreported["lease_id"]].session == "s"
+
+
+def test_a_late_report_after_the_record_left_redis_uses_the_stored_row(
+    scraper_api, make_proxy, clock
+):
+    make_proxy()
+    grant = lease(scraper_api).json()
+    leases_flush()
+    client = connection()
+    client.delete(*client.keys(f"*px:lease:{grant['lease_id']}"))
+    assert report(scraper_api, grant["lease_id"]).status_code == 200
+    assert Lease.objects.get(pk=grant["lease_id"]).outcome == "success"
+    assert report(scraper_api, grant["lease_id"]).status_code == 409

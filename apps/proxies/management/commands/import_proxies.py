@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.proxies.pool import pool_forget
 from apps.proxies.services import proxy_upsert
 
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             rows = [{"url": line} for line in lines]
         created = updated = 0
         errors: list[str] = []
+        touched: set[str] = set()
         for number, row in enumerate(rows, start=1):
             url = (row.get("url") or "").strip()
             if not url or url.startswith("#"):
@@ -43,12 +45,17 @@ class Command(BaseCommand):
                 continue
             country = (row.get("country") or "").strip() or options["country"]
             try:
-                _proxy, was_created = proxy_upsert(url=url, service=service, country=country)
+                _proxy, was_created = proxy_upsert(
+                    url=url, service=service, country=country, sync=False
+                )
             except ValueError as exc:
                 errors.append(f"row {number}: {exc}")
                 continue
+            touched.add(service)
             created += was_created
             updated += not was_created
+        for name in touched:
+            pool_forget(service=name)  # the next lease rebuilds the index once
         for error in errors:
             self.stderr.write(error)
         self.stdout.write(f"{created} created, {updated} updated, {len(errors)} rejected")
