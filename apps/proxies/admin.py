@@ -32,8 +32,8 @@ class ProxyForm(forms.ModelForm):
 class BanInline(admin.TabularInline):
     model = ProxyBan
     extra = 0
-    fields = ["target", "count", "banned_at", "banned_until"]
-    readonly_fields = fields
+    fields = ("target", "count", "banned_at", "banned_until")
+    readonly_fields = ("target", "count", "banned_at", "banned_until")
     can_delete = True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -59,8 +59,7 @@ class ProxyAdmin(admin.ModelAdmin):
     search_fields = ["host", "username", "service"]
     actions = ["freeze", "unfreeze", "check_now"]
     inlines = [BanInline]
-    readonly_fields = [
-        "password_set",
+    health_fields = (
         "health_score",
         "success_rate",
         "latency_ms",
@@ -69,12 +68,13 @@ class ProxyAdmin(admin.ModelAdmin):
         "next_check_at",
         "last_checked_at",
         "last_used_at",
-    ]
+    )
+    readonly_fields = ("password_set", *health_fields)
     fieldsets = [
         (
             None,
             {
-                "fields": [
+                "fields": (
                     "scheme",
                     "host",
                     "port",
@@ -86,10 +86,10 @@ class ProxyAdmin(admin.ModelAdmin):
                     "country",
                     "tags",
                     "status",
-                ]
+                )
             },
         ),
-        ("Health", {"fields": readonly_fields[1:]}),
+        ("Health", {"fields": health_fields}),
     ]
 
     @admin.display(description="password")

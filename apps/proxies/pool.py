@@ -279,7 +279,7 @@ def pool_forget(*, service: str) -> None:
 def pool_set_weight(*, service: str, proxy_id: int, weight: float) -> None:
     k = _keys(service)
     pipe = connection().pipeline(transaction=False)
-    pipe.hset(k["w"], str(proxy_id), weight)
+    pipe.hset(k["w"], str(proxy_id), str(weight))
     pipe.expire(k["w"], POOL_TTL_SECONDS)
     pipe.execute()
 
@@ -302,7 +302,7 @@ def journal_key() -> str:
 
 def lease_record(lease_id: str) -> dict[str, Any] | None:
     """The lease as recorded by the lease script (None once it is gone from Redis)."""
-    raw = connection().get(lease_key(lease_id))
+    raw: Any = connection().get(lease_key(lease_id))
     return orjson.loads(raw) if raw else None
 
 
@@ -314,7 +314,7 @@ def lease_mark_reported(lease_id: str) -> bool:
 
 def journal_take(limit: int = 5000) -> list[dict[str, Any]]:
     """Removes and returns up to ``limit`` journalled lease records, oldest first."""
-    raw = connection().lpop(journal_key(), limit) or []
+    raw: Any = connection().lpop(journal_key(), limit) or []
     return [orjson.loads(item) for item in raw]
 
 
