@@ -8,6 +8,7 @@ import datetime as dt
 import urllib.parse
 
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 from coreadmin import crypto
 
@@ -72,17 +73,19 @@ class Proxy(models.Model):
         user = f"{urllib.parse.quote(self.username, safe='')}@" if self.username else ""
         return f"{self.scheme}://{user}{self.host}:{self.port}"
 
+    @sensitive_variables()
     def url_with_password(self) -> str:
         """Only for a lease response to the key that leased."""
         return build_url(self.scheme, self.host, self.port, self.username, self.password())
 
     def is_available_for(self, target: str, now: dt.datetime) -> bool:
-        """Leasable for ``target`` now (bans must be prefetched as ``active_bans``)."""
+        """Leasable for ``target`` now (by the rows; leasing itself asks Redis)."""
         if self.status != self.Status.ACTIVE:
             return False
         return all(ban.target != target or ban.banned_until <= now for ban in self.bans.all())
 
 
+@sensitive_variables()
 def build_url(scheme: str, host: str, port: int, username: str, password: str) -> str:
     auth = ""
     if username:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
+from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.auth import Principal
 from apps.accounts.services import audit_record
@@ -42,6 +43,7 @@ class ParsedUrl:
     password: str
 
 
+@sensitive_variables()
 def parse_proxy_url(url: str) -> ParsedUrl:
     """``scheme://[user[:password]@]host:port``; raises ValueError with a reason."""
     parts = urllib.parse.urlsplit(url.strip())
@@ -191,6 +193,7 @@ class Grant:
     slow_down_ms: float
 
 
+@sensitive_variables("password", "info")
 def lease_acquire(*, principal: Principal, service: str, target: str, session: str = "") -> Grant:
     """Leases a usable proxy for ``target``; raises NoProxyAvailable (503) if none is."""
     policy = policy_for(service)

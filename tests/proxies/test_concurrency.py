@@ -14,6 +14,10 @@ from apps.accounts.services import api_key_create
 from apps.proxies.models import PoolPolicy
 from apps.proxies.services import NoProxyAvailable, lease_acquire, proxy_create
 
+# The children only talk to Postgres and Redis over fresh connections; the threads fork
+# warns about (loopback test servers of other tests) are never touched in them.
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+
 
 def _leaser(principal: Principal, count: int, barrier, out) -> None:
     connections.close_all()

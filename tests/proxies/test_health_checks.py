@@ -8,8 +8,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.proxies.models import HealthCheck, Proxy
-from apps.proxies.services import proxies_check, proxy_create, recheck_delay_seconds
-from apps.proxies.tasks import check_due_proxies
+from apps.proxies.services import (
+    health_check_record,
+    proxies_check,
+    proxy_create,
+    recheck_delay_seconds,
+)
+from apps.proxies.tasks import check_due_proxies, prune_history
 from coreadmin.devservers import TARGET_OK_TEXT, ForwardProxy, closed_port
 
 
@@ -113,3 +118,13 @@ def test_frozen_proxies_are_not_checked(check_settings, fleet, db, clock):
     assert check_due_proxies() == 0
     assert fleet["healthy"].requests == 0
     assert HealthCheck.objects.count() == 0
+
+
+def test_history_older_than_the_retention_is_pruned(make_proxy, clock, settings):
+    settings.PROXY_CHECK_HISTORY_DAYS = 7
+    proxy = make_proxy()
+    health_check_record(proxy=proxy, ok=True, latency_ms=10.0)
+    clock.advance(8 * 86400)
+    health_check_record(proxy=proxy, ok=False, latency_ms=None, error="timeout")
+    assert prune_history() == 1
+    assert list(HealthCheck.objects.values_list("ok", flat=True)) == [False]
