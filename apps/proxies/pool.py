@@ -318,8 +318,14 @@ def journal_take(limit: int = 5000) -> list[dict[str, Any]]:
     return [orjson.loads(item) for item in raw]
 
 
-def pool_release(*, proxy_id: int, lease_id: str) -> None:
-    connection().zrem(active_key(proxy_id), lease_id)
+def pool_release(*, proxy_id: int, lease_id: str, journal: dict[str, Any] | None = None) -> None:
+    """Frees the lease's slot under the cap; journals its reported record, if given."""
+    pipe = connection().pipeline(transaction=False)
+    pipe.zrem(active_key(proxy_id), lease_id)
+    if journal is not None:
+        pipe.rpush(journal_key(), orjson.dumps(journal))
+        pipe.expire(journal_key(), POOL_TTL_SECONDS)
+    pipe.execute()
 
 
 def active_lease_counts(proxy_ids: list[int]) -> dict[int, int]:

@@ -337,10 +337,11 @@ def proxy_ban(*, proxy: Proxy, target: str) -> ProxyBan:
     return ban
 
 
-def _lease_from_record(record: dict[str, Any]) -> Lease:
-    def at(ms: int) -> dt.datetime:
-        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+def _at(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
+
+def _lease_from_record(record: dict[str, Any]) -> Lease:
     return Lease(
         id=record["id"],
         api_key_id=int(record["key"]),
@@ -348,19 +349,31 @@ def _lease_from_record(record: dict[str, Any]) -> Lease:
         service=record["service"],
         target=record["target"],
         session=record["session"],
-        leased_at=at(record["at"]),
-        expires_at=at(record["until_ms"]),
+        leased_at=_at(record["at"]),
+        expires_at=_at(record["until_ms"]),
+        outcome=record.get("outcome", ""),
+        latency_ms=record.get("latency_ms"),
+        status_code=record.get("status_code"),
+        reported_at=_at(record["reported_ms"]) if record.get("reported_ms") else None,
     )
 
 
 def leases_flush(*, limit: int = 5000) -> int:
-    """Writes journalled lease records to Postgres in one INSERT (rows a report already
-    wrote are left alone). Beat runs it every few seconds; returns how many it took."""
+    """Writes journalled lease records (leases, then reports) to Postgres in two INSERTs.
+    Beat runs it every few seconds; returns how many records it took."""
     records = pool.journal_take(limit)
-    if records:
-        Lease.objects.bulk_create(
-            [_lease_from_record(r) for r in records], ignore_conflicts=True, batch_size=1000
-        )
+    leased = {r["id"]: r for r in records if not r.get("outcome")}
+    reported = {r["id"]: r for r in records if r.get("outcome")}
+    Lease.objects.bulk_create(
+        [_lease_from_record(r) for r in leased.values()], ignore_conflicts=True, batch_size=1000
+    )
+    Lease.objects.bulk_create(
+        [_lease_from_record(r) for r in reported.values()],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["outcome", "latency_ms", "status_code", "reported_at"],
+        batch_size=1000,
+    )
     return len(records)
 
 
@@ -372,33 +385,34 @@ def lease_report(
     latency_ms: float | None = None,
     status_code: int | None = None,
 ) -> Proxy:
-    """Records a lease's outcome (once) and frees its slot; another key's lease is 404."""
+    """Records a lease's outcome (once) and frees its slot; another key's lease is 404.
+    The outcome row is journalled like the lease (no commit here beyond the proxy's)."""
     record = pool.lease_record(lease_id)
-    if record is not None:
-        if int(record["key"]) != principal.key_id:
-            record = None
-        lease = _lease_from_record(record) if record else None
-    else:  # gone from Redis (reported late): the row the batch writer stored
-        lease = Lease.objects.filter(pk=lease_id, api_key_id=principal.key_id).first()
-    if lease is None:
+    if record is not None and int(record["key"]) != principal.key_id:
         raise NotFound(f"No lease {lease_id!r} for this key.")
-    if lease.outcome or not pool.lease_mark_reported(lease_id):
+    if record is None:  # gone from Redis (reported late): the row the batch writer stored
+        row = Lease.objects.filter(pk=lease_id, api_key_id=principal.key_id).first()
+        if row is None:
+            raise NotFound(f"No lease {lease_id!r} for this key.")
+        if row.outcome:
+            raise Conflict("This lease has already been reported.", code="lease_already_reported")
+        record = {"id": row.pk, "proxy": row.proxy_id, "target": row.target}
+    if not pool.lease_mark_reported(lease_id):
         raise Conflict("This lease has already been reported.", code="lease_already_reported")
-    lease.outcome = outcome
-    lease.latency_ms = latency_ms
-    lease.status_code = status_code
-    lease.reported_at = clock.now()
-    Lease.objects.bulk_create(
-        [lease],
-        update_conflicts=True,
-        unique_fields=["id"],
-        update_fields=["outcome", "latency_ms", "status_code", "reported_at"],
-    )
-    pool.pool_release(proxy_id=lease.proxy_id, lease_id=lease_id)
+    now_ms = clock.ms()
+    report = {"outcome": outcome, "latency_ms": latency_ms, "status_code": status_code}
+    if "key" in record:
+        pool.pool_release(
+            proxy_id=record["proxy"],
+            lease_id=lease_id,
+            journal={**record, **report, "reported_ms": now_ms},
+        )
+    else:
+        Lease.objects.filter(pk=lease_id).update(**report, reported_at=_at(now_ms))
+        pool.pool_release(proxy_id=record["proxy"], lease_id=lease_id)
     if outcome == "banned":
-        proxy = Proxy.objects.get(pk=lease.proxy_id)
-        proxy_ban(proxy=proxy, target=lease.target)
-    return proxy_record_outcome(proxy_id=lease.proxy_id, outcome=outcome, latency_ms=latency_ms)
+        proxy_ban(proxy=Proxy.objects.get(pk=record["proxy"]), target=record["target"])
+    return proxy_record_outcome(proxy_id=record["proxy"], outcome=outcome, latency_ms=latency_ms)
 
 
 # --- health checks --------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import AuditEntry
 from apps.proxies.models import Proxy
-from apps.proxies.services import health_check_record, proxy_ban
+from apps.proxies.services import health_check_record, leases_flush, proxy_ban
 
 
 def test_the_list_shows_health_columns_and_filters_by_service_status_and_country(
@@ -105,6 +105,7 @@ def test_the_detail_page_charts_history_and_lists_bans_and_leases(
         "/api/v1/proxies/lease", {"service": "reddit", "target": "reddit.com"}
     ).json()
     scraper_api.post(f"/api/v1/proxies/leases/{lease['lease_id']}/report", {"outcome": "banned"})
+    leases_flush()
     page = operator_client.get(f"/proxies/{proxy.id}/").content.decode()
     assert page.count("<svg") == 2 and "<polyline" in page
     assert "reddit.com" in page and "scraper-key" in page and "banned" in page

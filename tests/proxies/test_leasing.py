@@ -214,7 +214,7 @@ def test_leases_reach_postgres_in_batches_without_overwriting_reports(
     make_proxy()
     reported, unreported = lease(scraper_api).json(), lease(scraper_api, session="s").json()
     report(scraper_api, reported["lease_id"], "timeout")
-    assert leases_flush() == 2
+    assert leases_flush() == 3  # two leases and one report
     assert leases_flush() == 0
     rows = {row.id: row for row in Lease.objects.all()}
     assert rows[reported["lease_id"]].outcome == "timeout"
