@@ -75,10 +75,11 @@ def pool_summaries() -> list[dict[str, Any]]:
     rows = (
         Proxy.objects.values("service")
         .annotate(
-            total=Count("id"),
-            active=Count("id", filter=Q(status=Proxy.Status.ACTIVE)),
-            frozen=Count("id", filter=Q(status=Proxy.Status.FROZEN)),
-            quarantined=Count("id", filter=Q(status=Proxy.Status.QUARANTINED)),
+            # distinct: the join on bans repeats a proxy once per ban
+            total=Count("id", distinct=True),
+            active=Count("id", filter=Q(status=Proxy.Status.ACTIVE), distinct=True),
+            frozen=Count("id", filter=Q(status=Proxy.Status.FROZEN), distinct=True),
+            quarantined=Count("id", filter=Q(status=Proxy.Status.QUARANTINED), distinct=True),
             banned=Count(
                 "bans__proxy",
                 filter=Q(status=Proxy.Status.ACTIVE, bans__banned_until__gt=now),

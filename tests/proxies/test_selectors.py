@@ -23,8 +23,12 @@ def test_pool_summaries_take_one_query_and_flag_shrinking_pools(
     for proxy in proxies[:3]:
         proxy_set_status(proxy=proxy, status="frozen", actor="test")
     proxy_ban(proxy=proxies[4], target="x.com")
+    proxy_ban(proxy=proxies[4], target="y.com")
+    proxy_ban(proxy=proxies[3], target="x.com")
     with django_assert_num_queries(1):
         pools = {p["service"]: p for p in pool_summaries()}
     assert (pools["small"]["usable"], pools["small"]["total"]) == (1, 4)
     assert pools["small"]["shrinking"] and not pools["big"]["shrinking"]
-    assert pools["big"]["banned"] == 1 and pools["small"]["frozen"] == 3
+    assert (pools["big"]["usable"], pools["big"]["total"]) == (1, 1)
+    assert pools["big"]["banned"] == 1 and pools["small"]["banned"] == 1
+    assert pools["small"]["frozen"] == 3
