@@ -17,7 +17,7 @@ Keys (all under REDIS_KEY_PREFIX, all with a TTL that every lease refreshes):
 - ``px:ban:<svc>:<t>``  ZSET proxy id -> banned-until ms, per target
 - ``px:act:<id>``       ZSET lease id -> lease expiry ms (the concurrent-lease cap)
 - ``px:sess:<svc>:<s>`` proxy id of a sticky session
-- ``px:lease:<id>``     the lease record (JSON) until an hour after it expires
+- ``px:lease:<id>``     the lease record (JSON) until a minute after it expires
 - ``px:reported:<id>``  set by the first report of a lease (a second one is 409)
 - ``px:journal``        LIST of lease records waiting for the batch writer to Postgres
 """
@@ -37,8 +37,12 @@ from coreadmin.clock import clock
 from coreadmin.redis import LuaScript, connection, key
 
 POOL_TTL_SECONDS = 24 * 3600
-# A lease's record stays in Redis this long after it expires, so late reports still find it.
-RECORD_GRACE_SECONDS = 3600
+# A lease's record stays in Redis this long after it expires; a later report finds the row
+# the batch writer stored (every 5 s). Short, because there is one record per lease.
+RECORD_GRACE_SECONDS = 60
+# A report marker (second report -> 409) lives this long; after that the stored row's
+# outcome catches a repeated report.
+REPORTED_MARKER_SECONDS = 600
 # At most this many lease records wait for the batch writer (oldest dropped first).
 JOURNAL_MAX = 200_000
 
@@ -139,6 +143,7 @@ else
   redis.call('ZADD', q, now, chosen)
 end
 local act = act_prefix .. chosen
+redis.call('ZREMRANGEBYSCORE', act, '-inf', now)  -- expired leases go, cap or not
 redis.call('ZADD', act, lease_until, lease_id)
 redis.call('EXPIRE', act, act_ttl)
 if sess ~= '' then redis.call('SET', sess, chosen, 'EX', sticky_ttl) end
@@ -309,7 +314,7 @@ def lease_record(lease_id: str) -> dict[str, Any] | None:
 def lease_mark_reported(lease_id: str) -> bool:
     """True the first time only: a lease is reported once."""
     name = key("px", "reported", lease_id)
-    return bool(connection().set(name, 1, nx=True, ex=RECORD_GRACE_SECONDS * 2))
+    return bool(connection().set(name, 1, nx=True, ex=REPORTED_MARKER_SECONDS))
 
 
 def journal_take(limit: int = 5000) -> list[dict[str, Any]]:

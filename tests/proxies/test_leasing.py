@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from apps.proxies.models import Lease, Proxy, ProxyBan
-from apps.proxies.pool import pool_forget
+from apps.proxies.pool import active_key, active_lease_counts, pool_forget
 from apps.proxies.services import ban_cooldown_seconds, leases_flush
 from coreadmin.redis import connection
 from tests.conftest import ApiClient
@@ -233,3 +233,13 @@ def test_a_late_report_after_the_record_left_redis_uses_the_stored_row(
     assert report(scraper_api, grant["lease_id"]).status_code == 200
     assert Lease.objects.get(pk=grant["lease_id"]).outcome == "success"
     assert report(scraper_api, grant["lease_id"]).status_code == 409
+
+
+def test_expired_leases_leave_the_live_set_even_without_a_cap(scraper_api, make_proxy, clock):
+    proxy = make_proxy()
+    for _ in range(3):
+        lease(scraper_api)
+    assert active_lease_counts([proxy.id]) == {proxy.id: 3}
+    clock.advance(301)
+    lease(scraper_api)
+    assert connection().zcard(active_key(proxy.id)) == 1
