@@ -287,6 +287,9 @@ PROXY_CHECK_TIMEOUT_SECONDS = env.number("PROXY_CHECK_TIMEOUT_SECONDS", 10.0)
 PROXY_CHECK_CONCURRENCY = env.integer("PROXY_CHECK_CONCURRENCY", 20, minimum=1)
 PROXY_CHECK_INTERVAL_SECONDS = env.integer("PROXY_CHECK_INTERVAL_SECONDS", 900, minimum=10)
 PROXY_CHECK_HISTORY_DAYS = env.integer("PROXY_CHECK_HISTORY_DAYS", 14, minimum=1)
+# Each beat run (every minute) checks at most this many due proxies, claiming them first.
+PROXY_CHECK_BATCH_SIZE = env.integer("PROXY_CHECK_BATCH_SIZE", 2000, minimum=1)
+PROXY_CHECK_CLAIM_SECONDS = env.integer("PROXY_CHECK_CLAIM_SECONDS", 900, minimum=60)
 env.raise_if_invalid()
 CELERY_BEAT_SCHEDULE["proxies-health-checks"] = {
     "task": "apps.proxies.tasks.check_due_proxies",

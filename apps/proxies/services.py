@@ -517,11 +517,21 @@ def proxies_check(*, proxies: list[Proxy], config: Any = None) -> dict[int, Any]
     return results
 
 
-def proxies_due_for_check(*, limit: int = 500) -> list[Proxy]:
-    """Active and quarantined proxies whose next check time has come (frozen ones wait)."""
+@transaction.atomic
+def proxies_claim_due_checks(*, limit: int | None = None) -> list[Proxy]:
+    """Active and quarantined proxies whose next check time has come (frozen ones wait),
+    claimed: their next check moves PROXY_CHECK_CLAIM_SECONDS ahead so an overlapping
+    run (a slow batch, two beat ticks) does not check them twice. Recording a result sets
+    the real next check time."""
     now = clock.now()
-    return list(
-        Proxy.objects.exclude(status=Proxy.Status.FROZEN)
+    due = list(
+        Proxy.objects.select_for_update(skip_locked=True)
+        .exclude(status=Proxy.Status.FROZEN)
         .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-        .order_by("next_check_at")[:limit]
+        .order_by(F("next_check_at").asc(nulls_first=True))[
+            : limit or settings.PROXY_CHECK_BATCH_SIZE
+        ]
     )
+    claimed_until = now + dt.timedelta(seconds=settings.PROXY_CHECK_CLAIM_SECONDS)
+    Proxy.objects.filter(pk__in=[p.pk for p in due]).update(next_check_at=claimed_until)
+    return due

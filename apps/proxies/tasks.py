@@ -10,7 +10,7 @@ from apps.proxies.models import Proxy
 
 @shared_task(name="apps.proxies.tasks.check_due_proxies")
 def check_due_proxies() -> int:
-    proxies = services.proxies_due_for_check()
+    proxies = services.proxies_claim_due_checks()
     services.proxies_check(proxies=proxies)
     return len(proxies)
 

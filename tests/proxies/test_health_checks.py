@@ -11,6 +11,7 @@ from apps.proxies.models import HealthCheck, Proxy
 from apps.proxies.services import (
     health_check_record,
     proxies_check,
+    proxies_claim_due_checks,
     proxy_create,
     recheck_delay_seconds,
 )
@@ -128,3 +129,13 @@ def test_history_older_than_the_retention_is_pruned(make_proxy, clock, settings)
     health_check_record(proxy=proxy, ok=False, latency_ms=None, error="timeout")
     assert prune_history() == 1
     assert list(HealthCheck.objects.values_list("ok", flat=True)) == [False]
+
+
+def test_a_run_claims_its_proxies_so_an_overlapping_run_skips_them(make_proxy, clock):
+    proxies = [make_proxy() for _ in range(3)]
+    first = proxies_claim_due_checks(limit=2)
+    second = proxies_claim_due_checks(limit=2)
+    assert len(first) == 2 and [p.pk for p in second] == [
+        p.pk for p in proxies if p.pk not in {c.pk for c in first}
+    ]
+    assert proxies_claim_due_checks() == []
