@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bench.harness import Scenario, bench_server, measure, ratio_line
+from bench.harness import Measured, Scenario, bench_server, load, ratio_line
 
 SMALL, LARGE = 10, 10_000
 REPORT = orjson.dumps({"outcome": "success", "latency_ms": 120.0, "status_code": 200})
@@ -48,31 +48,44 @@ def _import(server: Any, service: str, count: int) -> None:
         server.manage("import_proxies", str(path), "--service", service)
 
 
+def interleaved(server: Any, scenarios: dict[str, Scenario], runs: int) -> dict[str, Measured]:
+    """Runs the scenarios in turn, ``runs`` rounds, so that a machine busy with other work
+    slows each of them alike (medians per scenario)."""
+    for scenario in scenarios.values():
+        load(server, scenario, duration=1.0)
+    results: dict[str, list] = {name: [] for name in scenarios}
+    for _ in range(runs):
+        for name, scenario in scenarios.items():
+            results[name].append(load(server, scenario, duration=4.0))
+    return {name: Measured(r) for name, r in results.items()}
+
+
 def main() -> None:
     with bench_server() as server:
         _import(server, "bench-small", SMALL)
         _import(server, "bench-large", LARGE)
         key = server.api_key("scraper")
         headers = {"Content-Type": "application/json", "X-API-Key": key}
-        whoami = measure(server, Scenario.get("/api/v1/whoami", key))
-        lease_small = measure(
+        lease = "/api/v1/proxies/lease"
+        first = interleaved(
             server,
-            Scenario.post(
-                "/api/v1/proxies/lease", {"service": "bench-small", "target": "example.com"}, key
-            ),
+            {
+                "whoami": Scenario.get("/api/v1/whoami", key),
+                "small": Scenario.post(lease, {"service": "bench-small", "target": "t"}, key),
+                "large": Scenario.post(lease, {"service": "bench-large", "target": "t"}, key),
+            },
+            runs=5,
         )
-        lease_large = measure(
+        cycles = interleaved(
             server,
-            Scenario.post(
-                "/api/v1/proxies/lease", {"service": "bench-large", "target": "example.com"}, key
-            ),
+            {
+                "small": Scenario(headers=headers, step=LeaseCycle(_lease_body("bench-small"))),
+                "large": Scenario(headers=headers, step=LeaseCycle(_lease_body("bench-large"))),
+            },
+            runs=3,
         )
-        cycle_small = measure(
-            server, Scenario(headers=headers, step=LeaseCycle(_lease_body("bench-small")))
-        )
-        cycle_large = measure(
-            server, Scenario(headers=headers, step=LeaseCycle(_lease_body("bench-large")))
-        )
+        whoami, lease_small, lease_large = first["whoami"], first["small"], first["large"]
+        cycle_small, cycle_large = cycles["small"], cycles["large"]
         print(whoami.line("GET /api/v1/whoami"))
         print(lease_small.line(f"lease, {SMALL} proxies"))
         print(lease_large.line(f"lease, {LARGE} proxies"))
