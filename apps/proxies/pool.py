@@ -402,10 +402,10 @@ def pool_pick(
         target,
         session,
     ]
-    result = _LEASE(keys, args)
+    result = _LEASE(keys, args, client=connection())
     if result[0] == -1:
         pool_rebuild(service=service, force=False)
-        result = _LEASE(keys, args)
+        result = _LEASE(keys, args, client=connection())
     if result[0] == 0:
         retry = float(result[1])
         return NoPick(retry if retry >= 0 else None, float(result[2]))

@@ -4,12 +4,14 @@ freezing, health-check results and key rotation."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from cachetools import TTLCache
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,7 +26,9 @@ from apps.proxies import pool
 from apps.proxies.models import HealthCheck, Lease, PoolPolicy, Proxy, ProxyBan, build_url
 from coreadmin import crypto
 from coreadmin.clock import clock
-from coreadmin.errors import ApiError, Conflict, NotFound, ValidationFailed
+from coreadmin.errors import ApiError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
+
+logger = logging.getLogger("apps.proxies")
 
 
 class NoProxyAvailable(ApiError):
@@ -199,17 +203,25 @@ def lease_acquire(*, principal: Principal, service: str, target: str, session: s
     """Leases a usable proxy for ``target``; raises NoProxyAvailable (503) if none is."""
     policy = policy_for(service)
     lease_id = uuid.uuid4().hex
-    picked = pool.pool_pick(
-        service=service,
-        target=target,
-        session=session,
-        strategy=policy.strategy,
-        cap=policy.cap,
-        lease_id=lease_id,
-        lease_seconds=policy.lease_seconds,
-        min_usable_fraction=policy.min_usable_fraction,
-        key_id=principal.key_id,
-    )
+    try:
+        picked = pool.pool_pick(
+            service=service,
+            target=target,
+            session=session,
+            strategy=policy.strategy,
+            cap=policy.cap,
+            lease_id=lease_id,
+            lease_seconds=policy.lease_seconds,
+            min_usable_fraction=policy.min_usable_fraction,
+            key_id=principal.key_id,
+        )
+    except redis.RedisError as exc:
+        # Fail closed: without the shared index no lease can respect bans and caps.
+        logger.warning("proxy lease refused: Redis unavailable (%s)", type(exc).__name__)
+        raise ServiceUnavailable(
+            "Leasing is briefly unavailable (shared state unreachable); retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
     if isinstance(picked, pool.NoPick):
         retry_ms = picked.retry_after_ms
         retry = (

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+import redis
 from django.test import Client
 
 from apps.proxies.models import Lease, Proxy, ProxyBan
 from apps.proxies.pool import active_key, active_lease_counts, pool_forget
 from apps.proxies.services import ban_cooldown_seconds, leases_flush
+from coreadmin.devservers import closed_port
 from coreadmin.redis import connection
 from tests.conftest import ApiClient
 
@@ -243,3 +245,15 @@ def test_expired_leases_leave_the_live_set_even_without_a_cap(scraper_api, make_
     clock.advance(301)
     lease(scraper_api)
     assert connection().zcard(active_key(proxy.id)) == 1
+
+
+def test_leasing_fails_closed_with_503_when_redis_is_unreachable(
+    scraper_api, make_proxy, clock, monkeypatch
+):
+    make_proxy()
+    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.2)
+    monkeypatch.setattr("apps.proxies.pool.connection", lambda: dead)
+    response = lease(scraper_api)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"
