@@ -75,13 +75,19 @@ local function rand()
   return seed / 2147483647
 end
 
+local cap_frees = nil  -- earliest moment a capped candidate gets a slot back
 local function eligible(id)
   local until_ms = redis.call('ZSCORE', ban, id)
   if until_ms and tonumber(until_ms) > now then return false end
   if cap > 0 then
     local act = act_prefix .. id
     redis.call('ZREMRANGEBYSCORE', act, '-inf', now)
-    if redis.call('ZCARD', act) >= cap then return false end
+    if redis.call('ZCARD', act) >= cap then
+      local first = redis.call('ZRANGE', act, 0, 0, 'WITHSCORES')
+      local frees = tonumber(first[2])
+      if frees and (not cap_frees or frees < cap_frees) then cap_frees = frees end
+      return false
+    end
   end
   return true
 end
@@ -133,6 +139,7 @@ if not chosen then
   local first = redis.call('ZRANGEBYSCORE', ban, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local retry = -1
   if first[2] then retry = tonumber(first[2]) - now end
+  if cap_frees and (retry < 0 or cap_frees - now < retry) then retry = cap_frees - now end
   return {0, tostring(retry), tostring(slow)}
 end
 
@@ -351,7 +358,8 @@ class Pick:
 
 @dataclass(frozen=True)
 class NoPick:
-    retry_after_ms: float | None  # until the first ban for this target ends, if any
+    # until the first ban for this target ends or a capped proxy's first lease expires
+    retry_after_ms: float | None
     slow_down_ms: float
 
 

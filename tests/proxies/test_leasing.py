@@ -153,7 +153,10 @@ def test_the_per_proxy_cap_holds_until_a_report_or_the_lease_expiry(
     make_proxy(), make_proxy()
     first, second = lease(scraper_api).json(), lease(scraper_api).json()
     assert first["proxy_id"] != second["proxy_id"]
-    assert lease(scraper_api).status_code == 503
+    clock.advance(20)
+    refused = lease(scraper_api)
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "40"  # when the first lease expires
     report(scraper_api, first["lease_id"])
     assert lease(scraper_api).json()["proxy_id"] == first["proxy_id"]
     assert lease(scraper_api).status_code == 503
