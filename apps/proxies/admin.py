@@ -128,6 +128,21 @@ class ProxyAdmin(admin.ModelAdmin):
             details={"fields": sorted(form.changed_data)},
         )
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Lifting a ban (deleting its row) takes effect for leasing at once."""
+        super().save_formset(request, form, formset, change)
+        for ban in getattr(formset, "deleted_objects", []):
+            if isinstance(ban, ProxyBan):
+                pool.pool_unban(
+                    service=form.instance.service, target=ban.target, proxy_id=ban.proxy_id
+                )
+                audit_record(
+                    actor=actor_name(request.user),
+                    action="proxy.unban",
+                    target=str(form.instance),
+                    details={"target": ban.target},
+                )
+
     def delete_model(self, request: HttpRequest, obj: Proxy) -> None:
         service = obj.service
         super().delete_model(request, obj)
@@ -154,7 +169,7 @@ class ProxyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check selected proxies now")
     def check_now(self, request: HttpRequest, queryset: QuerySet[Proxy]) -> None:
-        proxies = list(queryset[:200])
+        proxies = list(queryset[:50])  # checked in the request, PROXY_CHECK_CONCURRENCY at once
         results = services.proxies_check(proxies=proxies)
         passed = sum(result.ok for result in results.values())
         audit_record(

@@ -330,6 +330,10 @@ def journal_take(limit: int = 5000) -> list[dict[str, Any]]:
     return [orjson.loads(item) for item in raw]
 
 
+def pool_unban(*, service: str, target: str, proxy_id: int) -> None:
+    connection().zrem(ban_key(service, target), str(proxy_id))
+
+
 def pool_release(*, proxy_id: int, lease_id: str, journal: dict[str, Any] | None = None) -> None:
     """Frees the lease's slot under the cap; journals its reported record, if given."""
     pipe = connection().pipeline(transaction=False)

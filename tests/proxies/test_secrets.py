@@ -133,3 +133,45 @@ def test_admin_actions_freeze_and_unfreeze(superuser_client, make_proxy, clock):
         "/admin/proxies/proxy/", {"action": "unfreeze", "_selected_action": [proxy.pk]}
     )
     assert Proxy.objects.get(pk=proxy.pk).status == "active"
+
+
+def test_deleting_a_ban_in_the_admin_lifts_it_for_leasing(
+    superuser_client, scraper_api, make_proxy, clock
+):
+    proxy = make_proxy(password=CANARY)
+    grant = scraper_api.post("/api/v1/proxies/lease", {"service": "reddit", "target": "x.com"})
+    scraper_api.post(
+        f"/api/v1/proxies/leases/{grant.json()['lease_id']}/report", {"outcome": "banned"}
+    )
+    ban = proxy.bans.get()
+    assert (
+        scraper_api.post(
+            "/api/v1/proxies/lease", {"service": "reddit", "target": "x.com"}
+        ).status_code
+        == 503
+    )
+    form = {
+        "scheme": "http",
+        "host": proxy.host,
+        "port": str(proxy.port),
+        "username": "user",
+        "new_password": "",
+        "service": "reddit",
+        "country": "",
+        "tags": "[]",
+        "status": "active",
+        "bans-TOTAL_FORMS": "1",
+        "bans-INITIAL_FORMS": "1",
+        "bans-0-id": str(ban.pk),
+        "bans-0-proxy": str(proxy.pk),
+        "bans-0-DELETE": "on",
+    }
+    response = superuser_client.post(f"/admin/proxies/proxy/{proxy.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not proxy.bans.exists()
+    assert (
+        scraper_api.post(
+            "/api/v1/proxies/lease", {"service": "reddit", "target": "x.com"}
+        ).status_code
+        == 200
+    )
