@@ -45,6 +45,9 @@ RECORD_GRACE_SECONDS = 60
 REPORTED_MARKER_SECONDS = 600
 # At most this many lease records wait for the batch writer (oldest dropped first).
 JOURNAL_MAX = 200_000
+# The lease that makes the journal this long writes it itself, so rows reach Postgres
+# even when no beat runs flush_leases.
+JOURNAL_FLUSH_EVERY = 1000
 
 _LEASE = LuaScript(
     """
@@ -160,10 +163,10 @@ local record = cjson.encode({
   target = ARGV[20], session = ARGV[21], at = now, until_ms = lease_until
 })
 redis.call('SET', record_key, record, 'EX', record_ttl)
-redis.call('RPUSH', journal, record)
+local journal_len = redis.call('RPUSH', journal, record)
 redis.call('LTRIM', journal, -journal_max, -1)
 redis.call('EXPIRE', journal, pool_ttl)
-return {tonumber(chosen), redis.call('HGET', info, chosen), tostring(slow)}
+return {tonumber(chosen), redis.call('HGET', info, chosen), tostring(slow), journal_len}
 """
 )
 
@@ -358,6 +361,7 @@ class Pick:
     proxy_id: int
     info: dict[str, Any]
     slow_down_ms: float
+    journal_length: int = 0  # lease records waiting for the batch writer, this one included
 
 
 @dataclass(frozen=True)
@@ -421,4 +425,4 @@ def pool_pick(
     if result[0] == 0:
         retry = float(result[1])
         return NoPick(retry if retry >= 0 else None, float(result[2]))
-    return Pick(int(result[0]), orjson.loads(result[1]), float(result[2]))
+    return Pick(int(result[0]), orjson.loads(result[1]), float(result[2]), int(result[3]))

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from cachetools import TTLCache
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -232,6 +232,11 @@ def lease_acquire(*, principal: Principal, service: str, target: str, session: s
             details={"service": service, "target": target, "retry_after_s": retry},
             headers={"Retry-After": str(retry)},
         )
+    if picked.journal_length and picked.journal_length % pool.JOURNAL_FLUSH_EVERY == 0:
+        try:
+            leases_flush()
+        except DatabaseError:  # the lease itself stands; beat's flush retries the rest
+            logger.warning("lease journal flush failed", exc_info=True)
     info = picked.info
     password = crypto.decrypt(info["password"]) if info["password"] else ""
     # The lease row reaches Postgres in batches (leases_flush) or with its report: an

@@ -260,3 +260,15 @@ def test_leasing_fails_closed_with_503_when_redis_is_unreachable(
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def test_the_lease_that_fills_a_journal_batch_writes_it_without_beat(
+    scraper_api, make_proxy, clock, monkeypatch
+):
+    monkeypatch.setattr("apps.proxies.pool.JOURNAL_FLUSH_EVERY", 5)
+    make_proxy()
+    for _ in range(4):
+        lease(scraper_api)
+    assert Lease.objects.count() == 0
+    lease(scraper_api)
+    assert Lease.objects.count() == 5
