@@ -33,6 +33,10 @@ ForwardProxy understands absolute-URI requests (``GET http://host:port/path``) a
   IP: ``ban_status`` 403 (default) or 429, or 200 with ``CAPTCHA_TEXT``; a CONNECT to such
   a target is answered with ``ban_status`` (or 403 when that is 200). Other targets work.
 
+``ban_after=N`` (any mode) makes each target ban this proxy after N requests to it, the
+way a site bans a too-busy IP: it then answers like ``banned`` for that target, for good
+(``proxy.auto_banned``; clear it to lift). Fleet simulations use it to show ban waves.
+
 With ``auth=(user, password)`` a request without the right ``Proxy-Authorization: Basic``
 gets 407. Forwarded requests carry ``Via: 1.1 <proxy.name>``. Both servers count what they
 served (``site.hits``, ``proxy.requests``) and stop their sleeps promptly on exit.
@@ -260,7 +264,14 @@ class _ProxyHandler(_Handler):
             return False
         if mode == "slow":
             proxy.sleep(proxy.delay_ms / 1000.0)
-        if mode == "banned" and (not proxy.banned_targets or target in proxy.banned_targets):
+        with proxy._lock:
+            proxy.target_requests[target] += 1
+            if proxy.ban_after is not None and proxy.target_requests[target] > proxy.ban_after:
+                proxy.auto_banned.add(target)
+            banned = target in proxy.auto_banned or (
+                mode == "banned" and (not proxy.banned_targets or target in proxy.banned_targets)
+            )
+        if banned:
             with proxy._lock:
                 proxy.bans_served += 1
             self._read_body()
@@ -351,6 +362,7 @@ class ForwardProxy(_Background):
         banned_targets: set[str] | None = None,
         ban_status: int = 403,
         seed: int = 0,
+        ban_after: int | None = None,
     ) -> None:
         super().__init__()
         if mode not in PROXY_MODES:
@@ -366,6 +378,9 @@ class ForwardProxy(_Background):
         self.requests = 0  # requests (and CONNECTs) received
         self.dropped = 0  # connections closed without a response (refuse/flaky)
         self.bans_served = 0  # ban pages answered instead of forwarding
+        self.ban_after = ban_after
+        self.target_requests: Counter[str] = Counter()  # "host:port" -> requests seen
+        self.auto_banned: set[str] = set()  # targets that banned us after ban_after requests
 
     @property
     def url(self) -> str:

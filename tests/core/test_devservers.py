@@ -122,3 +122,12 @@ def test_a_banned_proxy_gets_ban_pages_only_from_its_banned_targets(site):
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError):
         ForwardProxy("sometimes")
+
+
+def test_a_proxy_with_ban_after_gets_banned_by_a_busy_target_only(site):
+    with TargetSite() as quiet, ForwardProxy(ban_after=3) as proxy:
+        statuses = [httpx.get(site.url("/"), proxy=proxy.url).status_code for _ in range(5)]
+        other = httpx.get(quiet.url("/"), proxy=proxy.url)
+    assert statuses == [200, 200, 200, 403, 403]
+    assert other.status_code == 200
+    assert proxy.auto_banned == {site.netloc}
