@@ -67,7 +67,11 @@ def report(request: ApiRequest, lease_id: str, payload: ReportIn) -> dict[str, A
 @router.post("", response={201: ProxyOut}, auth=admin_auth)
 def create_proxy(request: ApiRequest, payload: ProxyCreateIn) -> Status:
     proxy = services.proxy_create(
-        url=payload.url, service=payload.service, country=payload.country, tags=payload.tags
+        url=payload.url,
+        service=payload.service,
+        country=payload.country,
+        tags=payload.tags,
+        actor=f"key:{request.auth.name}",
     )
     return Status(201, selectors.proxy_out(proxy))
 

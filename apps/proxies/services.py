@@ -70,7 +70,12 @@ def parse_proxy_url(url: str) -> ParsedUrl:
 
 
 def proxy_create(
-    *, url: str, service: str, country: str = "", tags: list[str] | None = None
+    *,
+    url: str,
+    service: str,
+    country: str = "",
+    tags: list[str] | None = None,
+    actor: str = "",
 ) -> Proxy:
     try:
         parsed = parse_proxy_url(url)
@@ -94,6 +99,8 @@ def proxy_create(
     except IntegrityError:
         raise Conflict("This proxy already exists for this service.", code="proxy_exists") from None
     pool.pool_sync_proxy(proxy=proxy)
+    if actor:
+        audit_record(actor=actor, action="proxy.create", target=str(proxy))
     return proxy
 
 
@@ -103,6 +110,8 @@ def proxy_upsert(
     """Creates the proxy or updates its password and country; returns (proxy, created).
     With ``sync=False`` the caller calls ``pool.pool_forget`` once after a bulk import."""
     parsed = parse_proxy_url(url)
+    if len(country) > 2:
+        raise ValueError("country must be a two-letter code")
     proxy, created = Proxy.objects.get_or_create(
         service=service,
         scheme=parsed.scheme,
@@ -118,12 +127,6 @@ def proxy_upsert(
     if sync:
         pool.pool_sync_proxy(proxy=proxy)
     return proxy, created
-
-
-def proxy_set_password(*, proxy: Proxy, password: str) -> None:
-    proxy.set_password(password)
-    proxy.save(update_fields=["password_encrypted"])
-    pool.pool_sync_proxy(proxy=proxy)
 
 
 # --- operator actions -----------------------------------------------------------------

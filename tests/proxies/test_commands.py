@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from cryptography.fernet import Fernet
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from apps.proxies.models import Proxy
 from coreadmin import crypto
@@ -44,3 +45,13 @@ def test_rotating_keys_reencrypts_under_the_first_key_so_the_old_can_go(
     assert crypto.decrypt(proxy.password_encrypted, keys=[new_key]) == "keep-me"
     settings.ENCRYPTION_KEYS = [new_key]
     assert proxy.password() == "keep-me"
+
+
+def test_an_import_with_only_bad_rows_fails_and_says_why(tmp_path, db, clock, capsys):
+    source = tmp_path / "bad.csv"
+    source.write_text("url,service,country\nhttp://10.0.0.3:1,reddit,USA\nftp://x:1,reddit,US\n")
+    with pytest.raises(CommandError):
+        call_command("import_proxies", str(source))
+    err = capsys.readouterr().err
+    assert "row 1: country must be a two-letter code" in err and "row 2: scheme" in err
+    assert Proxy.objects.count() == 0
