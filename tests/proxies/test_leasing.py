@@ -272,3 +272,16 @@ def test_the_lease_that_fills_a_journal_batch_writes_it_without_beat(
     assert Lease.objects.count() == 0
     lease(scraper_api)
     assert Lease.objects.count() == 5
+
+
+def test_a_ban_wave_on_one_target_slows_leases_for_that_target_only(
+    scraper_api, make_proxy, clock, settings
+):
+    settings.PROXY_SLOW_DOWN_MAX_MS = 1000.0
+    for _ in range(4):
+        make_proxy()
+    for _ in range(3):
+        report(scraper_api, lease(scraper_api, target="hot.com").json()["lease_id"], "banned")
+    # 1 of 4 usable for hot.com (threshold 0.5): 1000 * (1 - 0.25 / 0.5)
+    assert lease(scraper_api, target="hot.com").json()["slow_down_ms"] == 500.0
+    assert lease(scraper_api, target="calm.com").json()["slow_down_ms"] == 0
