@@ -7,6 +7,7 @@ and with 10,000 proxies within 20% of each other (selection cost flat in pool si
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,12 @@ def _import(server: Any, service: str, count: int) -> None:
             )
         )
         server.manage("import_proxies", str(path), "--service", service)
+
+
+def _mean_ms(measured: Measured) -> float:
+    """Median over runs of each run's mean latency (steadier than p50 when the latency
+    distribution is wide, as on a machine shared with other work)."""
+    return statistics.median(statistics.fmean(r.latencies_ms) for r in measured.runs)
 
 
 def interleaved(server: Any, scenarios: dict[str, Scenario], runs: int) -> dict[str, Measured]:
@@ -97,10 +104,13 @@ def main() -> None:
                 f"lease ({LARGE} proxies) vs whoami throughput", lease_large.rps, whoami.rps, 0.50
             )
         )
-        p50_small, p50_large = lease_small.pct(50), lease_large.pct(50)
-        spread = abs(p50_large - p50_small) / p50_small if p50_small else float("nan")
-        verdict = "meets" if spread <= 0.20 else "MISSES"
-        print(
-            f"lease p50 {SMALL} vs {LARGE} proxies: {p50_small:.2f} ms vs {p50_large:.2f} ms, "
-            f"{spread:.0%} apart (target within 20%) -> {verdict} target"
-        )
+        for label, small, large in (
+            ("p50", lease_small.pct(50), lease_large.pct(50)),
+            ("mean", _mean_ms(lease_small), _mean_ms(lease_large)),
+        ):
+            spread = abs(large - small) / small if small else float("nan")
+            verdict = "meets" if spread <= 0.20 else "MISSES"
+            print(
+                f"lease {label} latency {SMALL} vs {LARGE} proxies: {small:.2f} ms vs "
+                f"{large:.2f} ms, {spread:.0%} apart (target within 20%) -> {verdict} target"
+            )
