@@ -40,6 +40,7 @@ way a site bans a too-busy IP: it then answers like ``banned`` for that target, 
 With ``auth=(user, password)`` a request without the right ``Proxy-Authorization: Basic``
 gets 407. Forwarded requests carry ``Via: 1.1 <proxy.name>``. Both servers count what they
 served (``site.hits``, ``proxy.requests``) and stop their sleeps promptly on exit.
+``site.max_in_flight`` is the most requests it answered at once.
 ``closed_port()`` gives a port where nothing listens (a dead proxy address).
 """
 
@@ -177,6 +178,16 @@ class _Background:
 class _TargetHandler(_Handler):
     def _serve(self) -> None:
         site: TargetSite = self.server.owner
+        with site._lock:
+            site.in_flight += 1
+            site.max_in_flight = max(site.max_in_flight, site.in_flight)
+        try:
+            self._answer(site)
+        finally:
+            with site._lock:
+                site.in_flight -= 1
+
+    def _answer(self, site: TargetSite) -> None:
         self._read_body()
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path
@@ -217,6 +228,8 @@ class TargetSite(_Background):
         self.slow_ms = slow_ms
         self.hits: Counter[str] = Counter()  # path -> requests
         self.hits_by_proxy: Counter[str] = Counter()  # proxy name (from Via) -> requests
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once so far
 
     def url(self, path: str = "/") -> str:
         return f"http://{self.netloc}{path}"

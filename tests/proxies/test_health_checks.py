@@ -16,7 +16,7 @@ from apps.proxies.services import (
     recheck_delay_seconds,
 )
 from apps.proxies.tasks import check_due_proxies, prune_history
-from coreadmin.devservers import TARGET_OK_TEXT, ForwardProxy, closed_port
+from coreadmin.devservers import TARGET_OK_TEXT, ForwardProxy, TargetSite, closed_port
 
 
 @pytest.fixture
@@ -139,3 +139,18 @@ def test_a_run_claims_its_proxies_so_an_overlapping_run_skips_them(make_proxy, c
         p.pk for p in proxies if p.pk not in {c.pk for c in first}
     ]
     assert proxies_claim_due_checks() == []
+
+
+def test_checks_run_at_most_the_configured_number_at_once(settings, db, clock):
+    with TargetSite() as site, ForwardProxy() as server:
+        settings.PROXY_CHECK_URL = site.url("/slow?ms=150")
+        settings.PROXY_CHECK_EXPECT_TEXT = TARGET_OK_TEXT
+        settings.PROXY_CHECK_CONCURRENCY = 2
+        proxies = [
+            proxy_create(url=f"http://{user}:pw@{server.netloc}", service="reddit")
+            for user in ("a", "b", "c", "d", "e")
+        ]
+        results = proxies_check(proxies=proxies)
+    assert all(result.ok for result in results.values())
+    assert site.hits["/slow"] == 5
+    assert site.max_in_flight <= 2
