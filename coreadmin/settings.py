@@ -276,3 +276,48 @@ LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT or "console")
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # Echo a caller-supplied X-Request-ID (scrapers send theirs) so both sides log one id.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+
+# --- proxies ---
+# Leasing (docs/proxies.md has the table): default lease length and strategy, how many
+# candidates one lease may examine (the bound that keeps selection cost flat), stickiness.
+PROXY_LEASE_SECONDS = env.integer("PROXY_LEASE_SECONDS", 300, minimum=1)
+PROXY_DEFAULT_STRATEGY = env.string("PROXY_DEFAULT_STRATEGY", "round_robin", optional=True)
+PROXY_LEASE_MAX_PROBES = env.integer("PROXY_LEASE_MAX_PROBES", 32, minimum=1)
+PROXY_STICKY_SECONDS = env.integer("PROXY_STICKY_SECONDS", 1800, minimum=1)
+PROXY_MAX_LEASES_PER_PROXY = env.integer("PROXY_MAX_LEASES_PER_PROXY", 0)
+PROXY_RETRY_AFTER_SECONDS = env.integer("PROXY_RETRY_AFTER_SECONDS", 30, minimum=1)
+# Outcomes: moving-average weight, per-target ban cooldown (doubles per repeat, capped).
+PROXY_EWMA_ALPHA = env.number("PROXY_EWMA_ALPHA", 0.2)
+PROXY_BAN_BASE_SECONDS = env.integer("PROXY_BAN_BASE_SECONDS", 300, minimum=1)
+PROXY_BAN_MAX_SECONDS = env.integer("PROXY_BAN_MAX_SECONDS", 6 * 3600, minimum=1)
+PROXY_BAN_RESET_SECONDS = env.integer("PROXY_BAN_RESET_SECONDS", 24 * 3600, minimum=1)
+# Quarantine after this many failures in a row; re-checked with randomized backoff.
+PROXY_QUARANTINE_AFTER_FAILURES = env.integer("PROXY_QUARANTINE_AFTER_FAILURES", 5, minimum=1)
+PROXY_RECHECK_BASE_SECONDS = env.integer("PROXY_RECHECK_BASE_SECONDS", 60, minimum=1)
+PROXY_RECHECK_MAX_SECONDS = env.integer("PROXY_RECHECK_MAX_SECONDS", 3600, minimum=1)
+# Pool-shrink protection: below this usable share, leases carry slow_down_ms.
+PROXY_MIN_USABLE_FRACTION = env.number("PROXY_MIN_USABLE_FRACTION", 0.5)
+PROXY_SLOW_DOWN_MAX_MS = env.number("PROXY_SLOW_DOWN_MAX_MS", 5000.0)
+# Health checks: through each proxy to this URL; the body must contain the text if set.
+PROXY_CHECK_URL = env.string("PROXY_CHECK_URL", "https://example.com/", optional=True)
+PROXY_CHECK_EXPECT_TEXT = env.string("PROXY_CHECK_EXPECT_TEXT", "", optional=True) or ""
+PROXY_CHECK_TIMEOUT_SECONDS = env.number("PROXY_CHECK_TIMEOUT_SECONDS", 10.0)
+PROXY_CHECK_CONCURRENCY = env.integer("PROXY_CHECK_CONCURRENCY", 20, minimum=1)
+PROXY_CHECK_INTERVAL_SECONDS = env.integer("PROXY_CHECK_INTERVAL_SECONDS", 900, minimum=10)
+PROXY_CHECK_HISTORY_DAYS = env.integer("PROXY_CHECK_HISTORY_DAYS", 14, minimum=1)
+# Each beat run (every minute) checks at most this many due proxies, claiming them first.
+PROXY_CHECK_BATCH_SIZE = env.integer("PROXY_CHECK_BATCH_SIZE", 2000, minimum=1)
+PROXY_CHECK_CLAIM_SECONDS = env.integer("PROXY_CHECK_CLAIM_SECONDS", 900, minimum=60)
+env.raise_if_invalid()
+CELERY_BEAT_SCHEDULE["proxies-health-checks"] = {
+    "task": "apps.proxies.tasks.check_due_proxies",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["proxies-prune-history"] = {
+    "task": "apps.proxies.tasks.prune_history",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["proxies-flush-leases"] = {
+    "task": "apps.proxies.tasks.flush_leases",
+    "schedule": 5.0,
+}

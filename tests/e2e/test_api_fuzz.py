@@ -18,6 +18,8 @@ from apps.accounts.services import api_key_create
 from coreadmin.wsgi import application
 
 PUBLIC_OPERATIONS: set[str] = set()
+# Failure modes API.md chooses on purpose: a lease with no usable proxy is 503.
+CONTRACT_5XX = {"POST /api/v1/proxies/lease": {503}}
 
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
@@ -52,6 +54,8 @@ def admin_key(db) -> str:
 )
 def test_no_input_makes_the_api_fail_or_break_its_schema(case, admin_key):
     response = case.call(headers={"X-API-Key": admin_key})
+    if response.status_code in CONTRACT_5XX.get(case.operation.label, set()):
+        return
     case.validate_response(
         response, checks=[not_a_server_error, content_type_conformance, response_schema_conformance]
     )
