@@ -180,15 +180,20 @@ def key_bucket(policy_key: str, api_key_id: int | None) -> str:
 # --- configuration -------------------------------------------------------------------------
 
 
+def _apply[L: Limits](row: L, values: dict[str, Any]) -> L:
+    """Sets the given fields (burst defaults to limit), validates and saves."""
+    for field, value in values.items():
+        setattr(row, field, value)
+    if row.burst is None:
+        row.burst = row.limit
+    row.full_clean()
+    row.save()
+    return row
+
+
 @transaction.atomic
 def policy_put(*, key: str, values: dict[str, Any], actor: str) -> Policy:
-    policy = Policy.objects.filter(key=key).first() or Policy(key=key)
-    for field, value in values.items():
-        setattr(policy, field, value)
-    if policy.burst is None:
-        policy.burst = policy.limit
-    policy.full_clean()
-    policy.save()
+    policy = _apply(Policy.objects.filter(key=key).first() or Policy(key=key), values)
     audit_record(actor=actor, action="ratelimit.put", target=f"policy {key}", details=values)
     clear_policy_cache()
     return policy
@@ -206,13 +211,7 @@ def override_put(
     *, policy: Policy, api_key: ApiKey, values: dict[str, Any], actor: str
 ) -> PolicyOverride:
     override = PolicyOverride.objects.filter(policy=policy, api_key=api_key).first()
-    override = override or PolicyOverride(policy=policy, api_key=api_key)
-    for field, value in values.items():
-        setattr(override, field, value)
-    if override.burst is None:
-        override.burst = override.limit
-    override.full_clean()
-    override.save()
+    override = _apply(override or PolicyOverride(policy=policy, api_key=api_key), values)
     audit_record(
         actor=actor,
         action="ratelimit.override",

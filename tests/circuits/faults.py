@@ -87,3 +87,12 @@ def caches_for(url: str, base: dict) -> dict:
         "SOCKET_TIMEOUT": 0.5,
     }
     return {"default": default}
+
+
+def degraded_count(client, component: str) -> float:
+    """coreadmin_degraded_answers_total for one component, read from /metrics."""
+    prefix = f'coreadmin_degraded_answers_total{{component="{component}"}}'
+    for line in client.get("/metrics").content.decode().splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return 0.0

@@ -6,7 +6,7 @@ import pytest
 
 from apps.accounts.models import AuditEntry
 from apps.circuits.models import Circuit
-from tests.circuits.faults import caches_for, closed_port_url, own_redis
+from tests.circuits.faults import caches_for, closed_port_url, degraded_count, own_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -144,11 +144,7 @@ def test_list_and_get(admin_api, scraper_api):
 
 
 def _degraded_count(client):
-    text = client.get("/metrics").content.decode()
-    for line in text.splitlines():
-        if line.startswith('coreadmin_degraded_answers_total{component="circuits"}'):
-            return float(line.split()[-1])
-    return 0.0
+    return degraded_count(client, "circuits")
 
 
 @pytest.mark.slow

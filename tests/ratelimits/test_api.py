@@ -6,7 +6,7 @@ import pytest
 
 from apps.accounts.models import ApiKey, AuditEntry
 from apps.ratelimits.models import Policy
-from tests.circuits.faults import caches_for, closed_port_url, own_redis
+from tests.circuits.faults import caches_for, closed_port_url, degraded_count, own_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -98,10 +98,7 @@ def test_burst_defaults_to_the_limit(admin_api):
 
 
 def _degraded_count(client):
-    for line in client.get("/metrics").content.decode().splitlines():
-        if line.startswith('coreadmin_degraded_answers_total{component="ratelimits"}'):
-            return float(line.split()[-1])
-    return 0.0
+    return degraded_count(client, "ratelimits")
 
 
 @pytest.mark.slow
