@@ -77,8 +77,12 @@ class CircuitPanel:
         return [a + d for a, d in zip(self.allowed, self.denied, strict=True)]
 
     @property
-    def last_minute_traffic(self) -> int:
-        return self.traffic[-1] + (self.traffic[-2] if len(self.traffic) > 1 else 0)
+    def denied_total(self) -> int:
+        return sum(self.denied)
+
+    @property
+    def this_minute(self) -> int:
+        return self.traffic[-1] if self.allowed else 0
 
 
 def _series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
@@ -90,6 +94,21 @@ def _series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
         else:
             out.append(0)
     return out
+
+
+def circuit_states(circuits: list[Circuit]) -> tuple[list[CircuitStatus], bool]:
+    """The live state of each circuit in one Redis round trip. Returns (states, degraded)."""
+    try:
+        pipe = connection().pipeline(transaction=False)
+        for circuit in circuits:
+            pipe.hmget(redis_keys(circuit.name)[0], STATE_FIELDS)
+        replies = pipe.execute()
+    except REDIS_ERRORS:
+        return [
+            CircuitStatus(c, c.forced_state or State.CLOSED, 0, None, None, degraded=True)
+            for c in circuits
+        ], True
+    return [_from_hash(c, values) for c, values in zip(circuits, replies, strict=True)], False
 
 
 def circuit_panels(circuits: list[Circuit]) -> tuple[list[CircuitPanel], bool]:
