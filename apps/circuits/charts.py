@@ -9,6 +9,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
+def minute_series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
+    """The last 60 minutes of one counter from a Lua script's per-minute ring hash (fields
+    ``m<slot>`` = the minute a slot holds, ``<kind><slot>`` = its count), oldest first."""
+    out = []
+    for minute in range(minute_now - 59, minute_now + 1):
+        slot = minute % 60
+        if int(stats.get(f"m{slot}".encode(), -1)) == minute:
+            out.append(int(stats.get(f"{kind}{slot}".encode(), 0)))
+        else:
+            out.append(0)
+    return out
+
+
 @dataclass(frozen=True)
 class Spark:
     line: str
@@ -64,3 +77,44 @@ def state_band(
             )
         )
     return bands
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    kind: str
+    value: int
+
+
+def stacked_bars(
+    series: Sequence[tuple[str, Sequence[int]]], *, width: int = 240, height: int = 40
+) -> list[Bar]:
+    """One column per position, the series stacked bottom-up in the order given."""
+    n = max((len(values) for _kind, values in series), default=0)
+    if n == 0:
+        return []
+    totals = [sum(values[i] for _kind, values in series) for i in range(n)]
+    top = max(max(totals), 1)
+    step = width / n
+    bars = []
+    for i in range(n):
+        base = float(height)
+        for kind, values in series:
+            if values[i] <= 0:
+                continue
+            h = values[i] / top * (height - 1)
+            base -= h
+            bars.append(
+                Bar(
+                    round(i * step, 2),
+                    round(base, 2),
+                    round(step * 0.85, 2),
+                    round(h, 2),
+                    kind,
+                    values[i],
+                )
+            )
+    return bars

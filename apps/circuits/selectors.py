@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Max, QuerySet
 
+from apps.circuits.charts import minute_series
 from apps.circuits.models import Circuit, CircuitEvent, State
 from apps.circuits.services import REDIS_ERRORS, CircuitStatus, redis_keys
 from coreadmin.clock import clock
@@ -85,17 +86,6 @@ class CircuitPanel:
         return self.traffic[-1] if self.allowed else 0
 
 
-def _series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
-    out = []
-    for minute in range(minute_now - 59, minute_now + 1):
-        slot = minute % 60
-        if int(stats.get(f"m{slot}".encode(), -1)) == minute:
-            out.append(int(stats.get(f"{kind}{slot}".encode(), 0)))
-        else:
-            out.append(0)
-    return out
-
-
 def circuit_states(circuits: list[Circuit]) -> tuple[list[CircuitStatus], bool]:
     """The live state of each circuit in one Redis round trip. Returns (states, degraded)."""
     try:
@@ -130,11 +120,11 @@ def circuit_panels(circuits: list[Circuit]) -> tuple[list[CircuitPanel], bool]:
         panels.append(
             CircuitPanel(
                 status=_from_hash(circuit, replies[2 * i]),
-                allowed=_series(stats, minute_now, "a"),
-                denied=_series(stats, minute_now, "d"),
-                successes=_series(stats, minute_now, "s"),
-                failures=_series(stats, minute_now, "f"),
-                slow=_series(stats, minute_now, "w"),
+                allowed=minute_series(stats, minute_now, "a"),
+                denied=minute_series(stats, minute_now, "d"),
+                successes=minute_series(stats, minute_now, "s"),
+                failures=minute_series(stats, minute_now, "f"),
+                slow=minute_series(stats, minute_now, "w"),
             )
         )
     return panels, False
