@@ -42,6 +42,7 @@ local failures = tonumber(cur[2]) or 0
 local opened_at = tonumber(cur[4]) or 0
 local changed_at = tonumber(cur[5]) or now
 local epoch = cur[6]
+local wrote = false
 if not state then
   state = initial
   epoch = string.format('%.0f', now)
@@ -49,12 +50,14 @@ if not state then
   redis.call('HSET', h, 'state', state, 'failures', 0, 'successes', 0, 'opened_at', opened_at,
              'changed_at', now, 'epoch', epoch, 'seq', 0)
   changed_at = now
+  wrote = true
 end
 
 local events = {}
 
 local function enter(to, reason)
   if state == to then return end
+  wrote = true
   local seq = redis.call('HINCRBY', h, 'seq', 1)
   local id = epoch .. '-' .. seq
   local ev = cjson.encode({circuit = name, id = id, from_state = state, to_state = to,
@@ -85,9 +88,10 @@ local function stat(kind)
   if tonumber(redis.call('HGET', stats, 'm' .. slot)) ~= minute then
     redis.call('HSET', stats, 'm' .. slot, minute, 'a' .. slot, 0, 'd' .. slot, 0,
                's' .. slot, 0, 'f' .. slot, 0, 'w' .. slot, 0)
+    -- refreshed once a minute per active circuit: it outlives the last hour it shows
+    redis.call('PEXPIRE', stats, 7200000)
   end
   redis.call('HINCRBY', stats, kind .. slot, 1)
-  redis.call('PEXPIRE', stats, 7200000)
 end
 
 local function window_add(failed, slow)
@@ -162,12 +166,14 @@ elseif op == 'record' then
     if rate_threshold > 0 or slow_threshold > 0 then window_add(failed, slow) end
     if failed then
       failures = redis.call('HINCRBY', h, 'failures', 1)
+      wrote = true
       if fail_threshold > 0 and failures >= fail_threshold then
         enter('open', failures .. ' consecutive failures (threshold ' .. fail_threshold .. ')')
       end
     elseif failures > 0 then
       failures = 0
       redis.call('HSET', h, 'failures', 0)
+      wrote = true
     end
     if state == 'closed' and (failed or slow) and (rate_threshold > 0 or slow_threshold > 0) then
       local calls, fails, slows = window_totals()
@@ -208,7 +214,9 @@ elseif op == 'force' then
   end
 end
 
-redis.call('PEXPIRE', h, ttl)
+-- The state's TTL is refreshed whenever it changes (an idle circuit's state expires
+-- CIRCUIT_STATE_TTL_SECONDS after its last change and is rebuilt as the initial state).
+if wrote or op ~= 'acquire' then redis.call('PEXPIRE', h, ttl) end
 local result = {state, allowed, string.format('%.3f', retry), failures,
                 string.format('%.0f', opened_at), string.format('%.0f', changed_at)}
 for _, ev in ipairs(events) do result[#result + 1] = ev end

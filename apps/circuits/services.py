@@ -113,19 +113,21 @@ def _ms_to_dt(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms > 0 else None
 
 
-def _run(
+def script_args(
     circuit: Circuit,
     op: str,
+    now_ms: int,
     arg1: str = "",
     arg2: str = "",
     token: str = "",
     initial: str | None = None,
-) -> list:
+) -> list[Any]:
+    """ARGV for the circuit script (see apps/circuits/lua.py); benchmarks use it too."""
     window_ms = circuit.sliding_window_ms
     nbuckets = max(1, min(60, round(window_ms / 1000)))
-    args = [
+    return [
         op,
-        clock.ms(),
+        now_ms,
         circuit.failure_threshold,
         circuit.recovery_timeout_ms,
         circuit.half_open_max_calls,
@@ -144,6 +146,17 @@ def _run(
         arg2,
         token,
     ]
+
+
+def _run(
+    circuit: Circuit,
+    op: str,
+    arg1: str = "",
+    arg2: str = "",
+    token: str = "",
+    initial: str | None = None,
+) -> list:
+    args = script_args(circuit, op, clock.ms(), arg1, arg2, token, initial)
     result = script(redis_keys(circuit.name), args)
     backoff.succeeded()
     events = [orjson.loads(raw) for raw in result[6:]]

@@ -6,7 +6,7 @@ concurrency: each decision reads and writes the bucket's theoretical arrival tim
 inside one script.
 
 KEYS: 1 bucket (TAT, expires when the bucket is full again), 2 the policy's per-minute
-stats hash, 3 this hour's "denied" (or "shadow") sorted set of callers.
+counts hash, 3 this hour's "denied" (or "shadow") sorted set of callers.
 ARGV: now_us, emission interval T_us, burst, cost, shadow (1/0), caller name.
 Returns {allowed, would_allow, retry_after_us, remaining, reset_after_us}.
 """
@@ -35,19 +35,23 @@ else
   remaining = math.floor((tau - (tat - now)) / t)
   reset = tat - now
 end
+-- Per-minute counts for the dashboard: fields g<minute>, d<minute>, s<minute>. The first
+-- count of a minute drops the fields of one to two hours before and refreshes the TTL, so
+-- the hash holds about the last hour and steady state costs one HINCRBY.
 local minute = math.floor(now / 60000000)
-local slot = minute % 60
-if tonumber(redis.call('HGET', KEYS[2], 'm' .. slot)) ~= minute then
-  redis.call('HSET', KEYS[2], 'm' .. slot, minute, 'g' .. slot, 0, 'd' .. slot, 0, 's' .. slot, 0)
-end
 local kind = 'g'
 if would == 0 then
   if shadow then kind = 's' else kind = 'd' end
-  redis.call('ZINCRBY', KEYS[3], 1, ARGV[6])
-  redis.call('EXPIRE', KEYS[3], 90000)
+  if redis.call('ZINCRBY', KEYS[3], 1, ARGV[6]) == '1' then
+    redis.call('EXPIRE', KEYS[3], 90000)
+  end
 end
-redis.call('HINCRBY', KEYS[2], kind .. slot, 1)
-redis.call('EXPIRE', KEYS[2], 7200)
+if redis.call('HINCRBY', KEYS[2], kind .. minute, 1) == 1 then
+  local old = {}
+  for m = minute - 120, minute - 60 do old[#old + 1] = kind .. m end
+  redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('EXPIRE', KEYS[2], 7200)
+end
 local allowed = would
 if shadow then allowed = 1 end
 return {allowed, would, string.format('%.0f', retry), remaining, string.format('%.0f', reset)}
