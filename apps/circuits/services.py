@@ -62,6 +62,10 @@ class CircuitStatus:
     changed_at: dt.datetime | None
     degraded: bool = False
 
+    @property
+    def label(self) -> str:
+        return self.state.replace("_", " ")
+
 
 @dataclass(frozen=True)
 class Acquired:

@@ -120,13 +120,14 @@ def circuit_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     circuit = _circuit(name)
     context = _state_context(circuit)
     template = "circuits/detail.html"
-    if request.htmx and not request.htmx.boosted:
+    htmx = request.htmx and not request.htmx.boosted
+    if htmx and request.GET.get("part") != "history":
         return render(request, template + "#circuit-state", context)
     context["events"] = Paginator(circuit_events(circuit=circuit), 50).get_page(
         request.GET.get("page")
     )
     context["timeline"] = _timeline(circuit, context["status"].state)
-    return render(request, template, context)
+    return render(request, template + ("#circuit-history" if htmx else ""), context)
 
 
 @require_POST
@@ -145,6 +146,8 @@ def circuit_force_view(request: HtmxHttpRequest, name: str) -> HttpResponse:
             return HttpResponse(exc.message, status=exc.status)
         return redirect("circuits:detail", name=name)
     if request.htmx:
-        return render(request, "circuits/_state.html", _state_context(circuit))
+        response = render(request, "circuits/_state.html", _state_context(circuit))
+        response["HX-Trigger"] = "circuit-changed"  # the history below refreshes itself
+        return response
     messages.success(request, f"Circuit {name} is now {state.replace('_', ' ')}.")
     return redirect("circuits:detail", name=name)

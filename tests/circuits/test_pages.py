@@ -73,6 +73,12 @@ def test_an_operator_forces_a_circuit_open_and_it_is_audited(operator_client, cl
     )
     assert response.status_code == 200
     assert response.content.decode().lstrip().startswith('<section id="circuit-state"')
+    assert response["HX-Trigger"] == "circuit-changed"
+    history = operator_client.get(
+        "/circuits/shop/", {"part": "history"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert history.lstrip().startswith('<div id="circuit-history"')
+    assert "forced by olivia" in history
     assert circuit_acquire(name="shop").allowed is False
     entry = AuditEntry.objects.get()
     assert (entry.actor, entry.action) == ("olivia", "circuit.force")

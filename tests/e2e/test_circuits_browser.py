@@ -41,6 +41,7 @@ def test_an_operator_forces_a_circuit_open_from_its_detail_page(
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('Force open')")
     page.wait_for_selector("#circuit-state .badge-forced_open")
+    page.wait_for_selector("#circuit-history .timeline li.to-forced_open")
     page.screenshot(path=str(artifacts / "circuit-detail.png"), full_page=True)
     assert Circuit.objects.get(name="shop-api").forced_state == "forced_open"
     assert AuditEntry.objects.filter(action="circuit.force").count() == 1
