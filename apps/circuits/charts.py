@@ -10,16 +10,11 @@ from dataclasses import dataclass
 
 
 def minute_series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
-    """The last 60 minutes of one counter from a Lua script's per-minute ring hash (fields
-    ``m<slot>`` = the minute a slot holds, ``<kind><slot>`` = its count), oldest first."""
-    out = []
-    for minute in range(minute_now - 59, minute_now + 1):
-        slot = minute % 60
-        if int(stats.get(f"m{slot}".encode(), -1)) == minute:
-            out.append(int(stats.get(f"{kind}{slot}".encode(), 0)))
-        else:
-            out.append(0)
-    return out
+    """The last 60 minutes of one counter from a script's per-minute counts hash (fields
+    ``<kind><epoch minute>``), oldest first."""
+    return [
+        int(stats.get(f"{kind}{m}".encode(), 0)) for m in range(minute_now - 59, minute_now + 1)
+    ]
 
 
 @dataclass(frozen=True)

@@ -83,15 +83,15 @@ local function enter(to, reason)
 end
 
 local function stat(kind)
+  -- per-minute counts, fields <kind><epoch minute>; the first count of a minute drops the
+  -- fields of one to two hours before and refreshes the TTL (steady state: one HINCRBY)
   local minute = math.floor(now / 60000)
-  local slot = minute % 60
-  if tonumber(redis.call('HGET', stats, 'm' .. slot)) ~= minute then
-    redis.call('HSET', stats, 'm' .. slot, minute, 'a' .. slot, 0, 'd' .. slot, 0,
-               's' .. slot, 0, 'f' .. slot, 0, 'w' .. slot, 0)
-    -- refreshed once a minute per active circuit: it outlives the last hour it shows
+  if redis.call('HINCRBY', stats, kind .. minute, 1) == 1 then
+    local old = {}
+    for m = minute - 120, minute - 60 do old[#old + 1] = kind .. m end
+    redis.call('HDEL', stats, unpack(old))
     redis.call('PEXPIRE', stats, 7200000)
   end
-  redis.call('HINCRBY', stats, kind .. slot, 1)
 end
 
 local function window_add(failed, slow)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, QuerySet
 
+from apps.circuits.charts import minute_series
 from apps.ratelimits.models import Policy, PolicyOverride
 from coreadmin.clock import clock
 from coreadmin.failopen import REDIS_ERRORS
@@ -47,13 +48,6 @@ class PolicyPanel:
         return sum(n for _caller, n in self.top_callers)
 
 
-def _per_minute(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list[int]:
-    """The last 60 minutes of one counter (fields ``<kind><epoch minute>``), oldest first."""
-    return [
-        int(stats.get(f"{kind}{m}".encode(), 0)) for m in range(minute_now - 59, minute_now + 1)
-    ]
-
-
 def policy_panels(
     policies: list[Policy], *, hours: int = 24, top: int = 5
 ) -> tuple[list[PolicyPanel], bool]:
@@ -84,9 +78,9 @@ def policy_panels(
         panels.append(
             PolicyPanel(
                 policy=policy,
-                granted=_per_minute(stats, minute_now, "g"),
-                denied=_per_minute(stats, minute_now, "d"),
-                shadow_denied=_per_minute(stats, minute_now, "s"),
+                granted=minute_series(stats, minute_now, "g"),
+                denied=minute_series(stats, minute_now, "d"),
+                shadow_denied=minute_series(stats, minute_now, "s"),
                 top_callers=callers.most_common(top),
             )
         )
