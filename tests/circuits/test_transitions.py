@@ -248,3 +248,31 @@ def test_every_circuit_key_has_a_ttl(clock):
     for key in redis_keys(NAME)[:4]:
         if client.exists(key):
             assert client.ttl(key) > 0, key
+
+
+def test_a_transition_left_in_the_outbox_by_a_crashed_caller_is_written_once(clock):
+    from apps.circuits.services import script, script_args
+
+    circuit = configure(failure_threshold=1)
+    # the script runs, but the caller "dies" before writing to Postgres
+    script(redis_keys(NAME), script_args(circuit, "record", clock.ms(), "failure", "1.0"))
+    assert CircuitEvent.objects.count() == 0
+    assert connection().llen(redis_keys(NAME)[4]) == 1
+    assert circuit_events_flush() == 1
+    assert circuit_events_flush() == 0
+    event = CircuitEvent.objects.get()
+    assert (event.from_state, event.to_state, event.reason) == (
+        "closed",
+        "open",
+        "1 consecutive failures (threshold 1)",
+    )
+
+
+def test_the_same_event_written_twice_is_stored_once(clock):
+    from apps.circuits.services import _store_events
+
+    circuit = configure()
+    event = {"id": "1-1", "from_state": "closed", "to_state": "open", "reason": "r", "at": "1"}
+    _store_events(circuit, [event], [b"x"])
+    _store_events(circuit, [event], [b"x"])
+    assert CircuitEvent.objects.count() == 1
