@@ -10,7 +10,12 @@ import pytest
 from django.db import connections
 
 from apps.circuits.models import Circuit, CircuitEvent
-from apps.circuits.services import circuit_acquire, circuit_record, redis_keys
+from apps.circuits.services import (
+    circuit_acquire,
+    circuit_get_or_create,
+    circuit_record,
+    redis_keys,
+)
 from coreadmin.redis import connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,18 +38,23 @@ def _threads(n, fn):
 
 
 def _process_body(barrier, queue, fn_name):
-    barrier.wait()
     try:
+        barrier.wait(timeout=120)
         if fn_name == "fail":
             circuit_record(name=NAME, outcome="failure")
             queue.put(True)
         else:
             queue.put(circuit_acquire(name=NAME).allowed)
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        queue.put(repr(exc))
     finally:
         connections.close_all()
 
 
 def _processes(n, fn_name):
+    # Cached before the fork, so only the child that makes a transition opens a
+    # database connection (to write the event).
+    circuit_get_or_create(name=NAME)
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(n)
     queue = ctx.Queue()
@@ -52,10 +62,11 @@ def _processes(n, fn_name):
     procs = [ctx.Process(target=_process_body, args=(barrier, queue, fn_name)) for _ in range(n)]
     for proc in procs:
         proc.start()
-    results = [queue.get(timeout=60) for _ in procs]
+    results = [queue.get(timeout=300) for _ in procs]
     for proc in procs:
-        proc.join(30)
+        proc.join(60)
         assert proc.exitcode == 0
+    assert [r for r in results if not isinstance(r, bool)] == []
     return results
 
 
