@@ -190,9 +190,10 @@ elseif op == 'record' then
       end
     end
   elseif state == 'half_open' then
-    if token ~= '' and redis.call('ZREM', probes, token) == 0 then
-      redis.call('ZPOPMIN', probes)
-    elseif token == '' then
+    -- free this probe's slot (a caller that did not send its probe_id frees the oldest)
+    if token ~= '' then
+      redis.call('ZREM', probes, token)
+    else
       redis.call('ZPOPMIN', probes)
     end
     if failed then

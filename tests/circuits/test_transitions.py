@@ -276,3 +276,15 @@ def test_the_same_event_written_twice_is_stored_once(clock):
     _store_events(circuit, [event], [b"x"])
     _store_events(circuit, [event], [b"x"])
     assert CircuitEvent.objects.count() == 1
+
+
+def test_a_record_with_an_unknown_probe_id_frees_no_other_probes_slot(clock):
+    configure(half_open_max_calls=1, success_threshold=2)
+    fail(3)
+    clock.advance(ms=10_000)
+    probe = circuit_acquire(name=NAME)
+    assert probe.allowed and probe.probe_id
+    circuit_record(name=NAME, outcome="success", probe_id="not-a-probe")
+    assert circuit_acquire(name=NAME).allowed is False  # the real probe still holds it
+    circuit_record(name=NAME, outcome="success", probe_id=probe.probe_id)
+    assert circuit_status(circuit=Circuit.objects.get()).state == "closed"
