@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import QuerySet
 
 from apps.circuits.charts import minute_series
 from apps.circuits.models import Circuit, CircuitEvent, State
@@ -132,9 +131,3 @@ def circuit_panels(circuits: list[Circuit]) -> tuple[list[CircuitPanel], bool]:
 
 def circuit_events(*, circuit: Circuit) -> QuerySet[CircuitEvent]:
     return CircuitEvent.objects.filter(circuit=circuit).order_by("-at", "-id")
-
-
-def circuit_event_summary() -> dict[str, Any]:
-    """Per circuit: how many transitions and the last one's time (one query)."""
-    rows = CircuitEvent.objects.values("circuit__name").annotate(n=Count("id"), last=Max("at"))
-    return {row["circuit__name"]: row for row in rows}
