@@ -12,23 +12,14 @@ Figures printed:
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 
 import redis
 
-from bench.harness import BENCH_REDIS, Scenario, bench_env, bench_server, measure, ratio_line
-from bench.redisload import median_rate, run_clients
+from bench.harness import BENCH_REDIS, Scenario, bench_server, measure, ratio_line
+from bench.redisload import django_settings, median_rate, run_clients
 
 CLIENTS = {"processes": 4, "threads": 8}
-
-
-def _django() -> None:
-    os.environ.update(bench_env())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coreadmin.settings")
-    import django
-
-    django.setup()
 
 
 def _our_breaker(name: str, failure_threshold: int = 5):
@@ -138,7 +129,7 @@ def _cleanup(pattern: str) -> None:
 
 
 def redis_level() -> None:
-    _django()
+    django_settings()
     run_id = uuid.uuid4().hex[:8]
     ours_runs, theirs_runs = [], []
     for i in range(3):

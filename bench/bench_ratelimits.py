@@ -11,14 +11,13 @@ Figures printed:
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import redis
 
-from bench.harness import BENCH_REDIS, Scenario, bench_env, bench_server, measure, ratio_line
-from bench.redisload import median_rate, run_clients
+from bench.harness import BENCH_REDIS, Scenario, bench_server, measure, ratio_line
+from bench.redisload import django_settings, median_rate, run_clients
 
 CLIENTS = {"processes": 4, "threads": 8}
 
@@ -72,11 +71,7 @@ def _cleanup(run_id: str) -> None:
 
 
 def redis_level() -> None:
-    os.environ.update(bench_env())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coreadmin.settings")
-    import django
-
-    django.setup()
+    django_settings()
     run_id = uuid.uuid4().hex[:8]
     # Throughput: a generous limit (mostly grants), fresh keys each run.
     ours_runs, theirs_runs = [], []

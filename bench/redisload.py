@@ -78,5 +78,26 @@ def run_clients(
     return Counts(sum(tally.values()), duration, tally)
 
 
+def django_settings() -> None:
+    """Loads coreadmin's settings (production mode, the bench database and Redis) in this
+    process, for benchmarks that call our code directly; leaves os.environ as it was."""
+    import os
+
+    import django
+    from django.conf import settings
+
+    from bench.harness import bench_env
+
+    if settings.configured:
+        return
+    saved = dict(os.environ)
+    os.environ.update(bench_env(DJANGO_SETTINGS_MODULE="coreadmin.settings"))
+    try:
+        django.setup()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def median_rate(runs: list[Counts]) -> float:
     return statistics.median(r.rate for r in runs)
