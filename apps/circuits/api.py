@@ -20,7 +20,12 @@ from apps.circuits.schemas import (
     ForceIn,
     RecordIn,
 )
-from apps.circuits.selectors import circuit_events, circuit_list, circuit_status
+from apps.circuits.selectors import (
+    circuit_events,
+    circuit_list,
+    circuit_states,
+    circuit_status,
+)
 from apps.circuits.services import (
     CONFIG_FIELDS,
     CircuitStatus,
@@ -59,7 +64,8 @@ def _existing(name: str) -> Circuit:
 @router.get("", response=CircuitListOut)
 def list_circuits(request: HttpRequest, q: str = "", limit: int = Query(100, ge=1, le=500)):
     circuits = list(circuit_list(q=q)[:limit])
-    return {"items": [_out(circuit_status(circuit=c)) for c in circuits], "count": len(circuits)}
+    states, _degraded = circuit_states(circuits)  # one Redis round trip for all
+    return {"items": [_out(status) for status in states], "count": len(circuits)}
 
 
 @router.get("/{name}", response=CircuitOut)
