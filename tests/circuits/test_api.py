@@ -203,3 +203,11 @@ def test_when_our_redis_dies_and_returns_circuits_go_degraded_then_recover(
         clock.advance(settings.REDIS_FAILOPEN_RETRY_SECONDS)
         answer = scraper_api.post(f"{BASE}/shop/acquire").json()
         assert (answer["degraded"], answer["allowed"]) == (False, True)
+
+
+@pytest.mark.slow
+def test_redis_unreachable_a_forced_closed_circuit_is_allowed_and_says_so(scraper_api, settings):
+    Circuit.objects.create(name="shop", forced_state="forced_closed")
+    settings.CACHES = caches_for(closed_port_url(), settings.CACHES)
+    answer = scraper_api.post(f"{BASE}/shop/acquire").json()
+    assert (answer["allowed"], answer["state"], answer["degraded"]) == (True, "forced_closed", True)

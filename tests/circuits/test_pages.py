@@ -135,3 +135,16 @@ def test_pages_still_render_when_redis_is_unreachable(operator_user, rf, setting
     request = rf.get("/circuits/shop/")
     request.user, request.htmx = operator_user, False
     assert circuit_detail(request, "shop").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/circuits/", "/circuits/shop/", "/ratelimits/"])
+def test_pages_require_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_a_viewer_sees_the_pages(viewer_client, clock):
+    make_open()
+    assert viewer_client.get("/circuits/").status_code == 200
+    assert viewer_client.get("/circuits/shop/").status_code == 200
+    assert viewer_client.get("/ratelimits/").status_code == 200

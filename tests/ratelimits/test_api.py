@@ -129,3 +129,24 @@ def test_when_our_redis_returns_the_shared_bucket_decides_again(
         clock.advance(settings.REDIS_FAILOPEN_RETRY_SECONDS)
         answer = scraper_api.post(f"{BASE}/reddit/acquire").json()
         assert answer["degraded"] is False
+
+
+def test_shadow_mode_through_the_api_never_denies_and_says_what_it_would_do(
+    admin_api, scraper_api, clock
+):
+    admin_api.put(f"{BASE}/trial", {"limit": 60, "period_ms": 60000, "burst": 2, "shadow": True})
+    answers = [scraper_api.post(f"{BASE}/trial/acquire", {"cost": 1}).json() for _ in range(4)]
+    assert [a["allowed"] for a in answers] == [True] * 4
+    assert [a["would_allow"] for a in answers] == [True, True, False, False]
+    assert all(a["shadow"] and a["retry_after_ms"] == 0.0 for a in answers)
+
+
+def test_a_cost_above_the_burst_is_422_naming_the_field(admin_api, scraper_api):
+    admin_api.put(f"{BASE}/reddit", {"limit": 60, "period_ms": 60000, "burst": 5})
+    response = scraper_api.post(f"{BASE}/reddit/acquire", {"cost": 6})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["fields"][0]["path"] == "cost"
+
+
+def test_acquire_needs_a_key(anon_api):
+    assert anon_api.post(f"{BASE}/reddit/acquire", {"cost": 1}).status_code == 401
