@@ -321,3 +321,40 @@ CELERY_BEAT_SCHEDULE["proxies-flush-leases"] = {
     "task": "apps.proxies.tasks.flush_leases",
     "schedule": 5.0,
 }
+
+# --- circuits ---
+# Defaults of a circuit created on first use (each is editable per circuit in admin / API).
+CIRCUIT_DEFAULTS = {
+    "failure_threshold": env.integer("CIRCUIT_FAILURE_THRESHOLD", 5),
+    "recovery_timeout_ms": env.number("CIRCUIT_RECOVERY_TIMEOUT_MS", 60_000.0),
+    "half_open_max_calls": env.integer("CIRCUIT_HALF_OPEN_MAX_CALLS", 1, minimum=1),
+    "success_threshold": env.integer("CIRCUIT_SUCCESS_THRESHOLD", 1, minimum=1),
+    # The resilience4j-style rate rules are off (0) unless configured.
+    "failure_rate_threshold": env.number("CIRCUIT_FAILURE_RATE_THRESHOLD", 0.0),
+    "slow_call_rate_threshold": env.number("CIRCUIT_SLOW_CALL_RATE_THRESHOLD", 0.0),
+    "slow_call_duration_ms": env.number("CIRCUIT_SLOW_CALL_DURATION_MS", 5_000.0),
+    "minimum_calls": env.integer("CIRCUIT_MINIMUM_CALLS", 20, minimum=1),
+    "sliding_window_ms": env.number("CIRCUIT_SLIDING_WINDOW_MS", 60_000.0, minimum=1000.0),
+}
+# A half-open probe that never reports back frees its slot after this long.
+CIRCUIT_PROBE_TIMEOUT_MS = env.number("CIRCUIT_PROBE_TIMEOUT_MS", 30_000.0, minimum=100.0)
+# An idle circuit's Redis state expires after this long (it is rebuilt as closed, or as the
+# forced state kept in Postgres). Every call refreshes it.
+CIRCUIT_STATE_TTL_SECONDS = env.integer("CIRCUIT_STATE_TTL_SECONDS", 7 * 86400, minimum=60)
+# How long a web process trusts its cached copy of a circuit's configuration.
+CIRCUIT_CONFIG_CACHE_SECONDS = env.number("CIRCUIT_CONFIG_CACHE_SECONDS", 5.0)
+# After Redis failed to answer, circuits and rate limits answer degraded (fail open / local
+# bucket) without trying Redis again for this long, so an outage costs one timeout per
+# process per interval rather than one per request.
+REDIS_FAILOPEN_RETRY_SECONDS = env.number("REDIS_FAILOPEN_RETRY_SECONDS", 1.0)
+CELERY_BEAT_SCHEDULE["circuits-flush-events"] = {
+    "task": "apps.circuits.tasks.circuit_events_flush",
+    "schedule": 15.0,
+}
+
+# --- ratelimits ---
+# How long a web process trusts its cached copy of a policy and its per-key overrides.
+RATELIMIT_POLICY_CACHE_SECONDS = env.number("RATELIMIT_POLICY_CACHE_SECONDS", 5.0)
+# Most buckets one process keeps while Redis is down (least recently used go first).
+RATELIMIT_LOCAL_BUCKETS = env.integer("RATELIMIT_LOCAL_BUCKETS", 10_000, minimum=10)
+env.raise_if_invalid()

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from apps.ratelimits import views
+
 app_name = "ratelimits"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.policy_page, name="list"),
+]
