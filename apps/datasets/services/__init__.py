@@ -1,0 +1,26 @@
+"""Writes of the datasets app: definitions, batch writes, the retry queue."""
+
+from apps.datasets.services.definitions import dataset_mapping, dataset_put
+from apps.datasets.services.retries import (
+    retries_bulk_discard,
+    retries_bulk_retry,
+    retries_process_due,
+    retry_backoff_seconds,
+    retry_discard,
+    retry_now,
+)
+from apps.datasets.services.writes import batch_prune, batch_submit, records_write
+
+__all__ = [
+    "batch_prune",
+    "batch_submit",
+    "dataset_mapping",
+    "dataset_put",
+    "records_write",
+    "retries_bulk_discard",
+    "retries_bulk_retry",
+    "retries_process_due",
+    "retry_backoff_seconds",
+    "retry_discard",
+    "retry_now",
+]
