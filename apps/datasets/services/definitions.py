@@ -14,6 +14,8 @@ from apps.datasets.models import Dataset, Record
 from coreadmin.clock import clock
 from coreadmin.errors import ValidationFailed
 
+RESERVED_NAMES = {"retries"}  # /datasets/retries/ is the retry queue page
+
 # The serialised definition -> its Mapping; definitions change rarely.
 _mappings: dict[bytes, Mapping] = {}
 
@@ -66,10 +68,15 @@ def _check_references(fields: dict[str, Any]) -> list[dict[str, str]]:
 def dataset_put(*, name: str, key_fields: Any, fields: Any, actor: str) -> tuple[Dataset, bool]:
     """Creates or replaces a definition: (dataset, created). Changing the key fields of a
     dataset that has records is refused (409): existing keys would no longer match."""
-    if not DATASET_NAME_RE.fullmatch(name):
+    if not DATASET_NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise ValidationFailed(
             "The dataset name is not valid.",
-            [{"path": "name", "reason": "lowercase letters, digits, _ and -, up to 100"}],
+            [
+                {
+                    "path": "name",
+                    "reason": "lowercase letters, digits, _ and -, up to 100; not 'retries'",
+                }
+            ],
         )
     normal, keys, errors = parse_definition(key_fields, fields)
     if not errors:
