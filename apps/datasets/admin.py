@@ -21,7 +21,7 @@ class DatasetForm(forms.ModelForm):
         fields = ["name", "key_fields", "fields"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         _, _, errors = parse_definition(data.get("key_fields"), data.get("fields"))
         for error in errors:
             target = "key_fields" if error["path"].startswith("key_fields") else "fields"

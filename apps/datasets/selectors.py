@@ -33,10 +33,10 @@ def dataset_list() -> QuerySet[Dataset]:
 def dataset_stats() -> list[dict[str, Any]]:
     """Every dataset with its record count and retry counts: three queries in all."""
     datasets = list(Dataset.objects.order_by("name"))
-    records = dict(
+    records: dict[int, int] = dict(
         Record.objects.values_list("dataset").annotate(n=Count("id")).values_list("dataset", "n")
     )
-    retries = {
+    retries: dict[int, Any] = {
         row["dataset"]: row
         for row in RetryItem.objects.exclude(status=RetryItem.Status.RESOLVED)
         .values("dataset")

@@ -329,11 +329,12 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
                 now=now,
                 batch_id=batch_id or "",
             )
-            response = {
+            written, queued = len(outcome.written), len(outcome.failures)
+            response: dict[str, Any] = {
                 "batch_id": batch_id,
                 "received": len(records),
-                "written": len(outcome.written),
-                "queued": len(outcome.failures),
+                "written": written,
+                "queued": queued,
                 "failures": [f.as_dict() for f in outcome.failures],
             }
             if batch_id:
@@ -349,7 +350,7 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
             "Send it again (with the same batch_id).",
             headers={"Retry-After": "1"},
         ) from exc
-    _count_writes(dataset.pk, response["written"], response["queued"], now)
+    _count_writes(dataset.pk, written, queued, now)
     return response
 
 
