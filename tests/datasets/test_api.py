@@ -230,3 +230,32 @@ def test_datasets_are_listed_and_read(scraper_api, posts):
 def test_nothing_is_written_without_a_key(anon_api, posts):
     assert post(anon_api, [{"id": "a"}]).status_code == 401
     assert not Dataset.objects.filter(name="x").exists()
+
+
+def test_a_record_with_nul_characters_is_queued_with_them_replaced(scraper_api, posts):
+    body = post(scraper_api, [{"id": "ok"}, {"id": "n\x00ul", "score": 1}]).json()
+    assert (body["written"], body["queued"]) == (1, 1)
+    assert "NUL" in body["failures"][0]["message"]
+    assert RetryItem.objects.get().record == {"id": "n\ufffdul", "score": 1}
+
+
+def test_settings_refuse_a_batch_id_retention_under_24_hours():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "coreadmin.settings",
+            "COREADMIN_ENV": "development",
+            "DATASETS_BATCH_ID_RETENTION_HOURS": "12",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "DATASETS_BATCH_ID_RETENTION_HOURS must be at least 24" in result.stderr

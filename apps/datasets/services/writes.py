@@ -219,6 +219,18 @@ def retry_backoff_seconds(attempts: int, rng: random.Random | None = None) -> fl
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
+def _storable(value: Any) -> Any:
+    """Postgres jsonb cannot hold NUL characters: such a record is kept with each NUL
+    replaced by U+FFFD (the failure message says the record had them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def queue_failures(
     *,
     dataset: Dataset,
@@ -233,7 +245,9 @@ def queue_failures(
         [
             RetryItem(
                 dataset=dataset,
-                record=records[f.index],
+                record=records[f.index]
+                if b"\\u0000" not in orjson.dumps(records[f.index])
+                else _storable(records[f.index]),
                 code=f.code,
                 message=f.message,
                 attempts=1,
