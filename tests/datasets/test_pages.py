@@ -197,7 +197,7 @@ def test_the_dataset_pages_show_counts_recent_records_and_write_rate(operator_cl
         "written this minute" in page
         and '<div class="big">12</div><div class="muted">written this' in page
     )
-    assert "&#x27;id&#x27;: &#x27;r11&#x27;" in page
+    assert "&quot;id&quot;:&quot;r11&quot;" in page
     assert '<path class="line" d="M' in page
     assert operator_client.get("/datasets/nope/").status_code == 404
 
