@@ -153,3 +153,18 @@ def test_batch_ids_are_pruned_after_the_retention_period(clock, posts, settings)
     clock.advance(seconds=2 * 3600)
     assert prune_batches.apply().get() == 1
     assert list(Batch.objects.values_list("batch_id", flat=True)) == ["new"]
+
+
+def test_one_poisonous_dataset_does_not_stall_the_queue(clock, posts, subreddits):
+    batch_submit(dataset=posts, records=[{"id": "a", "subreddit": "x"}], batch_id=None)
+    batch_submit(dataset=subreddits, records=[{"name": None}], batch_id=None)
+    batch_submit(dataset=subreddits, records=[{"name": "x"}], batch_id=None)
+    # Corrupt a definition behind the service's back: mapping it now raises.
+    subreddits.fields = {"name": {"required": True}}
+    subreddits.save()
+    clock.advance(seconds=3600)
+    counts = retries_process_due()
+    assert counts == {"claimed": 2, "resolved": 1, "failed": 1, "dead": 0}
+    broken = RetryItem.objects.get(dataset=subreddits)
+    assert (broken.code, broken.attempts) == ("write_error", 2)
+    assert "KeyError" in broken.message

@@ -9,21 +9,47 @@ items are still pending and due, and the next worker takes them.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import F, QuerySet
 
 from apps.accounts.services import audit_record
 from apps.datasets.errors import RetryNotAllowed
 from apps.datasets.models import Dataset, RetryAttempt, RetryItem
-from apps.datasets.services.writes import records_write, retry_backoff_seconds
+from apps.datasets.services.writes import (
+    Failure,
+    infrastructure_failure,
+    records_write,
+    retry_backoff_seconds,
+)
 from coreadmin.clock import clock
 from coreadmin.errors import NotFound
 
 Status = RetryItem.Status
+logger = logging.getLogger("coreadmin.datasets")
+
+
+def _write_group(dataset: Dataset, group: list[RetryItem], now: dt.datetime) -> dict[int, Failure]:
+    """{index: failure} for one dataset's items. An unexpected error (a bug, not the
+    database going away) fails this group's attempt instead of the whole pass, so one
+    poisonous record cannot stall the queue."""
+    try:
+        with transaction.atomic():
+            outcome = records_write(dataset=dataset, records=[i.record for i in group], now=now)
+    except DatabaseError as exc:
+        if infrastructure_failure(exc):
+            raise
+        message = f"{type(exc).__name__}: {exc}"
+        return {i: Failure(i, "write_error", message) for i in range(len(group))}
+    except Exception as exc:
+        logger.exception("retry attempt failed unexpectedly", extra={"dataset": dataset.name})
+        message = f"{type(exc).__name__}: {exc}"
+        return {i: Failure(i, "write_error", message) for i in range(len(group))}
+    return {f.index: f for f in outcome.failures}
 
 
 def _attempt(items: list[RetryItem], now: dt.datetime, *, actor: str = "") -> dict[str, int]:
@@ -36,10 +62,7 @@ def _attempt(items: list[RetryItem], now: dt.datetime, *, actor: str = "") -> di
     datasets = Dataset.objects.in_bulk(list(groups))
     attempts: list[RetryAttempt] = []
     for dataset_id, group in groups.items():
-        outcome = records_write(
-            dataset=datasets[dataset_id], records=[i.record for i in group], now=now
-        )
-        failed = {f.index: f for f in outcome.failures}
+        failed = _write_group(datasets[dataset_id], group, now)
         for index, item in enumerate(group):
             item.attempts += 1
             failure = failed.get(index)

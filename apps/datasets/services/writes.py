@@ -64,7 +64,7 @@ class WriteOutcome:
     failures: list[Failure]
 
 
-def _infrastructure_failure(exc: BaseException) -> bool:
+def infrastructure_failure(exc: BaseException) -> bool:
     """A lost connection or a server shutting down fails the whole request; anything
     else the database says is about the rows we sent."""
     cause = exc.__cause__ or exc
@@ -99,7 +99,7 @@ def _upsert_isolating(
             _copy_upsert(dataset_id, rows, now)
         return []
     except DatabaseError as exc:
-        if _infrastructure_failure(exc):
+        if infrastructure_failure(exc):
             raise
         if len(rows) == 1:
             message = str(exc.__cause__ or exc).strip().splitlines()[0]
@@ -354,7 +354,7 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
             if batch_id:
                 Batch.objects.filter(dataset=dataset, batch_id=batch_id).update(response=response)
     except DatabaseError as exc:
-        if not _infrastructure_failure(exc):
+        if not infrastructure_failure(exc):
             raise
         # The transaction is gone with its connection: nothing of this batch was
         # committed. Drop the broken connection so the next request opens a new one.
