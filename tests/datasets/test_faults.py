@@ -240,3 +240,19 @@ def test_a_celery_worker_killed_with_sigkill_mid_retry_loses_nothing(posts, subr
     assert counts == {"claimed": n, "resolved": n, "failed": 0, "dead": 0}
     assert reconcile(posts, n) == {"stored": n, "pending": 0, "dead": 0}
     assert set(Counter(RetryAttempt.objects.values_list("item_id", flat=True)).values()) == {2}
+
+
+def test_concurrent_batches_over_the_same_keys_in_opposite_orders_all_succeed(posts):
+    keys = [f"s{i:03d}" for i in range(300)]
+
+    def send(i: int) -> dict[str, Any]:
+        order = keys if i % 2 == 0 else list(reversed(keys))
+        return batch_submit(
+            dataset=posts, records=[{"id": k, "score": i} for k in order], batch_id=None
+        )
+
+    with trigger_on_records("PERFORM pg_sleep(0.1);"):
+        results = in_threads(4, send)
+    assert all(isinstance(r, dict) and r["written"] == 300 for r in results), results
+    assert RetryItem.objects.count() == 0
+    assert reconcile(posts, 300)["stored"] == 300

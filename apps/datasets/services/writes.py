@@ -93,17 +93,23 @@ def _upsert_isolating(
     dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datetime
 ) -> list[tuple[int, str]]:
     """Upserts rows; returns [(position in rows, database message)] for the rows the
-    database refused. One savepoint when all is well; bisection when it is not."""
-    try:
-        with transaction.atomic():
-            _copy_upsert(dataset_id, rows, now)
-        return []
-    except DatabaseError as exc:
-        if infrastructure_failure(exc):
-            raise
-        if len(rows) == 1:
-            message = str(exc.__cause__ or exc).strip().splitlines()[0]
-            return [(0, message)]
+    database refused. One savepoint when all is well; bisection when it is not. A
+    deadlock or serialization failure (class 40) is not the rows' fault: tried again."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _copy_upsert(dataset_id, rows, now)
+            return []
+        except DatabaseError as exc:
+            if infrastructure_failure(exc):
+                raise
+            state = getattr(exc.__cause__, "sqlstate", "") or ""
+            if state.startswith("40") and attempt < 2:
+                continue
+            if len(rows) == 1:
+                message = str(exc.__cause__ or exc).strip().splitlines()[0]
+                return [(0, message)]
+            break
     mid = len(rows) // 2
     left = _upsert_isolating(dataset_id, rows[:mid], now)
     right = _upsert_isolating(dataset_id, rows[mid:], now)
@@ -192,8 +198,10 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
         previous = by_key.get(key)
         indexes = [*previous[0], index] if previous else [index]
         by_key[key] = (indexes, orjson.dumps(data))
-    staged = [(key, data) for key, (_, data) in by_key.items()]
-    owners = [indexes for indexes, _ in by_key.values()]
+    # In key order, so concurrent batches lock shared keys in one order (no deadlocks).
+    ordered = sorted(by_key.items())
+    staged = [(key, data) for key, (_, data) in ordered]
+    owners = [indexes for _, (indexes, _) in ordered]
     refused = _upsert_isolating(dataset.pk, staged, now) if staged else []
     refused_positions = set()
     for position, message in refused:
