@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 TYPES = ("string", "integer", "float", "boolean", "datetime", "json")
 KEY_TYPES = ("string", "integer", "boolean", "datetime")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -159,15 +161,15 @@ def _describe(value: Any) -> str:
 
 def _string(value: Any) -> str:
     if isinstance(value, str):
-        if "\x00" in value:
-            raise CoercionError("contains a NUL character (\\u0000), which Postgres cannot store")
-        return value
+        return value  # NUL characters are caught once per record, in map_and_encode
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CoercionError(f"expected a string, got {_describe(value)}")
     return str(value)
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise CoercionError(f"expected an integer, got {_describe(value)}")
     if isinstance(value, int):
@@ -180,6 +182,8 @@ def _integer(value: Any) -> int:
 
 
 def _float(value: Any) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool):
         raise CoercionError(f"expected a number, got {_describe(value)}")
     result: float | None = None
@@ -229,8 +233,6 @@ def _datetime(value: Any) -> str:
 
 
 def _json(value: Any) -> Any:
-    if _has_nul(value):
-        raise CoercionError("contains a NUL character (\\u0000), which Postgres cannot store")
     return value
 
 
@@ -256,6 +258,35 @@ COERCE = {
 
 def map_record(mapping: Mapping, raw: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """(stored data, []) or (None, [{"path": source name, "reason": ...}, ...])."""
+    data, _, errors = map_and_encode(mapping, raw)
+    return data, errors
+
+
+NUL_REASON = "contains a NUL character (\\u0000), which Postgres cannot store"
+
+
+def map_and_encode(
+    mapping: Mapping, raw: Any
+) -> tuple[dict[str, Any] | None, bytes, list[dict[str, str]]]:
+    """Maps a record and encodes it as JSON: (data, JSON bytes, errors). NUL characters
+    are found with one search of the encoded bytes rather than one per string."""
+    data, errors = _map(mapping, raw)
+    if data is None:
+        return None, b"", errors
+    encoded = orjson.dumps(data)
+    if b"\\u0000" in encoded:
+        by_name = {spec.name: spec.source for spec in mapping.fields}
+        errors = [
+            {"path": by_name[name], "reason": NUL_REASON}
+            for name, value in data.items()
+            if _has_nul(value)
+        ]
+        if errors:  # else it was an escaped backslash followed by "u0000": fine
+            return None, b"", errors
+    return data, encoded, []
+
+
+def _map(mapping: Mapping, raw: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     if not isinstance(raw, dict):
         return None, [{"path": "", "reason": f"a record is an object, got {_describe(raw)}"}]
     errors: list[dict[str, str]] = []

@@ -120,3 +120,14 @@ def test_a_definition_with_problems_lists_each_of_them():
 def test_key_fields_are_always_required():
     fields, keys, errors = parse_definition(["id"], {"id": {"type": "string"}})
     assert errors == [] and keys == ["id"] and fields["id"]["required"] is True
+
+
+def test_a_literal_backslash_u0000_is_not_mistaken_for_a_nul_character():
+    data, errors = map_record(mapping(), {"id": "C:\\u0000dir"})
+    assert errors == [] and data == {"id": "C:\\u0000dir"}
+
+
+def test_nul_characters_anywhere_in_a_json_value_are_found():
+    fields, keys, _ = parse_definition(["id"], {"id": {"type": "string"}, "j": {"type": "json"}})
+    data, errors = map_record(build_mapping(fields, keys), {"id": "k", "j": {"a": ["x\x00"]}})
+    assert data is None and errors[0]["path"] == "j" and "NUL" in errors[0]["reason"]

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from apps.datasets.errors import BatchIdConflict, DatabaseUnavailable
-from apps.datasets.mapping import Mapping, describe_errors, map_record
+from apps.datasets.mapping import Mapping, describe_errors, map_and_encode
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
@@ -180,12 +180,14 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
     mapping = dataset_mapping(dataset)
     failures: list[Failure] = []
     rows: list[tuple[int, dict[str, Any]]] = []
+    encoded: dict[int, bytes] = {}
     for index, raw in enumerate(records):
-        data, errors = map_record(mapping, raw)
+        data, data_bytes, errors = map_and_encode(mapping, raw)
         if data is None:
             failures.append(Failure(index, "validation_error", describe_errors(errors), errors))
         else:
             rows.append((index, data))
+            encoded[index] = data_bytes
     if mapping.references and rows:
         rows, missing = _check_references(mapping, rows)
         failures.extend(missing)
@@ -197,7 +199,7 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
         key = orjson.dumps({k: data[k] for k in key_fields}, option=SORTED)
         previous = by_key.get(key)
         indexes = [*previous[0], index] if previous else [index]
-        by_key[key] = (indexes, orjson.dumps(data))
+        by_key[key] = (indexes, encoded[index])
     # In key order, so concurrent batches lock shared keys in one order (no deadlocks).
     ordered = sorted(by_key.items())
     staged = [(key, data) for key, (_, data) in ordered]
