@@ -272,12 +272,18 @@ if DATASETS_RETRY_MAX_DELAY_SECONDS > 3600:
     env.problems.append("DATASETS_RETRY_MAX_DELAY_SECONDS must be at most 3600")
 DATASETS_RETRY_CLAIM_BATCH = env.integer("DATASETS_RETRY_CLAIM_BATCH", 200, minimum=1)
 DATASETS_RETRY_POLL_SECONDS = env.number("DATASETS_RETRY_POLL_SECONDS", 10.0, minimum=1.0)
+# Resolved retry items (written or discarded) and their attempts are kept this long.
+DATASETS_RESOLVED_RETENTION_DAYS = env.integer("DATASETS_RESOLVED_RETENTION_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE["datasets-retry-due"] = {
     "task": "apps.datasets.tasks.retry_due",
     "schedule": DATASETS_RETRY_POLL_SECONDS,
 }
 CELERY_BEAT_SCHEDULE["datasets-prune-batches"] = {
     "task": "apps.datasets.tasks.prune_batches",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["datasets-prune-resolved"] = {
+    "task": "apps.datasets.tasks.prune_resolved",
     "schedule": 3600.0,
 }
 env.raise_if_invalid()

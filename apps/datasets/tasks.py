@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.datasets.services import batch_prune, retries_process_due
+from apps.datasets.services import batch_prune, retries_process_due, retries_prune_resolved
 
 
 @shared_task(name="apps.datasets.tasks.retry_due")
@@ -23,3 +23,8 @@ def retry_due(max_passes: int = 20) -> dict[str, int]:
 @shared_task(name="apps.datasets.tasks.prune_batches")
 def prune_batches() -> int:
     return batch_prune()
+
+
+@shared_task(name="apps.datasets.tasks.prune_resolved")
+def prune_resolved() -> int:
+    return retries_prune_resolved()

@@ -168,3 +168,33 @@ def test_one_poisonous_dataset_does_not_stall_the_queue(clock, posts, subreddits
     broken = RetryItem.objects.get(dataset=subreddits)
     assert (broken.code, broken.attempts) == ("write_error", 2)
     assert "KeyError" in broken.message
+
+
+def test_resolved_items_are_pruned_after_their_retention_with_their_attempts(
+    clock, posts, settings
+):
+    from apps.datasets.tasks import prune_resolved
+
+    settings.DATASETS_RESOLVED_RETENTION_DAYS = 7
+    batch_submit(
+        dataset=posts,
+        records=[{"id": "a", "score": "x"}, {"id": "b", "score": "y"}],
+        batch_id=None,
+    )
+    first, second = RetryItem.objects.order_by("id")
+    from apps.datasets.services import retry_discard
+
+    retry_discard(item_id=first.pk, actor="olivia")
+    clock.advance(seconds=6 * 86400)
+    assert prune_resolved.apply().get() == 0
+    clock.advance(seconds=2 * 86400)
+    assert prune_resolved.apply().get() == 1
+    assert list(RetryItem.objects.values_list("id", flat=True)) == [second.pk]  # pending stays
+    assert RetryAttempt.objects.filter(item_id=first.pk).count() == 0
+
+
+def test_beat_schedules_the_retry_and_pruning_tasks(settings):
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["datasets-retry-due"]["task"] == "apps.datasets.tasks.retry_due"
+    assert schedule["datasets-prune-batches"]["task"] == "apps.datasets.tasks.prune_batches"
+    assert schedule["datasets-prune-resolved"]["task"] == "apps.datasets.tasks.prune_resolved"

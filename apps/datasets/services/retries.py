@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 
 from apps.accounts.services import audit_record
@@ -211,3 +211,21 @@ def retries_bulk_discard(*, items: QuerySet[RetryItem], actor: str, description:
             actor=actor, action="retry.bulk_discard", target=description, details={"count": count}
         )
     return count
+
+
+def retries_prune_resolved(*, limit: int = 10_000) -> int:
+    """Deletes up to ``limit`` items resolved more than DATASETS_RESOLVED_RETENTION_DAYS
+    ago, with their attempts (two statements; no rows loaded into Python)."""
+    cutoff = clock.now() - dt.timedelta(days=settings.DATASETS_RESOLVED_RETENTION_DAYS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM datasets_retryitem WHERE status = 'resolved' AND resolved_at < %s "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [cutoff, limit],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return 0
+        cursor.execute("DELETE FROM datasets_retryattempt WHERE item_id = ANY(%s)", [ids])
+        cursor.execute("DELETE FROM datasets_retryitem WHERE id = ANY(%s)", [ids])
+    return len(ids)
