@@ -259,3 +259,10 @@ def test_settings_refuse_a_batch_id_retention_under_24_hours():
     )
     assert result.returncode != 0
     assert "DATASETS_BATCH_ID_RETENTION_HOURS must be at least 24" in result.stderr
+
+
+def test_written_and_queued_records_are_counted_in_metrics(scraper_api, posts, client):
+    post(scraper_api, [{"id": "a"}, {"id": "b"}, {"id": "c", "score": "x"}])
+    text = client.get("/metrics").content.decode()
+    assert 'coreadmin_dataset_records_total{dataset="posts",outcome="written"}' in text
+    assert 'coreadmin_dataset_records_total{dataset="posts",outcome="queued"}' in text

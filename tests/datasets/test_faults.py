@@ -256,3 +256,14 @@ def test_concurrent_batches_over_the_same_keys_in_opposite_orders_all_succeed(po
     assert all(isinstance(r, dict) and r["written"] == 300 for r in results), results
     assert RetryItem.objects.count() == 0
     assert reconcile(posts, 300)["stored"] == 300
+
+
+def test_an_operator_retry_of_an_item_a_worker_holds_is_refused_not_doubled(admin_api, posts):
+    batch_submit(dataset=posts, records=[{"id": "h", "score": "x"}], batch_id=None)
+    item = RetryItem.objects.get()
+    with psycopg.connect(dsn()) as worker:  # a worker mid-retry holds the row lock
+        worker.execute("SELECT id FROM datasets_retryitem WHERE id = %s FOR UPDATE", [item.pk])
+        response = admin_api.post(f"/api/v1/retries/{item.pk}/retry")
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "retry_not_allowed"
+    assert RetryAttempt.objects.filter(item=item).count() == 1

@@ -226,3 +226,13 @@ def test_pages_query_counts_do_not_grow_with_rows(
     item = RetryItem.objects.first()
     with django_assert_max_num_queries(12):
         operator_client.get(f"/datasets/retries/{item.pk}/")
+
+
+def test_an_edit_that_is_not_json_is_refused_with_a_message(operator_client, queue):
+    item = queue[0]
+    response = operator_client.post(
+        f"/datasets/retries/{item.pk}/retry/", {"record": "{not json"}, follow=True
+    )
+    assert "not valid JSON" in response.content.decode()
+    item.refresh_from_db()
+    assert (item.attempts, item.original_record) == (1, None)

@@ -19,6 +19,7 @@ from django.db.models import F, QuerySet
 
 from apps.accounts.services import audit_record
 from apps.datasets.errors import RetryNotAllowed
+from apps.datasets.metrics import RETRY_ATTEMPTS
 from apps.datasets.models import Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.writes import (
     Failure,
@@ -124,6 +125,9 @@ def retries_process_due(*, limit: int | None = None) -> dict[str, int]:
             .order_by("next_attempt_at", "id")[:limit]
         )
         counts = _attempt(items, now) if items else {"resolved": 0, "failed": 0, "dead": 0}
+    for outcome, n in counts.items():
+        if n:
+            RETRY_ATTEMPTS.labels(outcome).inc(n)
     return {"claimed": len(items), **counts}
 
 

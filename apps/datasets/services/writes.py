@@ -21,6 +21,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.datasets.errors import BatchIdConflict, DatabaseUnavailable
 from apps.datasets.mapping import Mapping, describe_errors, map_and_encode
+from apps.datasets.metrics import RECORDS
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
@@ -375,6 +376,10 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
             headers={"Retry-After": "1"},
         ) from exc
     _count_writes(dataset.pk, written, queued, now)
+    if written:
+        RECORDS.labels(dataset.name, "written").inc(written)
+    if queued:
+        RECORDS.labels(dataset.name, "queued").inc(queued)
     return response
 
 
