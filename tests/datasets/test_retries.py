@@ -198,3 +198,16 @@ def test_beat_schedules_the_retry_and_pruning_tasks(settings):
     assert schedule["datasets-retry-due"]["task"] == "apps.datasets.tasks.retry_due"
     assert schedule["datasets-prune-batches"]["task"] == "apps.datasets.tasks.prune_batches"
     assert schedule["datasets-prune-resolved"]["task"] == "apps.datasets.tasks.prune_resolved"
+
+
+def test_the_retry_due_command_runs_a_pass(clock, posts, subreddits):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    batch_submit(dataset=posts, records=[{"id": "c", "subreddit": "later"}], batch_id=None)
+    batch_submit(dataset=subreddits, records=[{"name": "later"}], batch_id=None)
+    clock.advance(seconds=3600)
+    out = StringIO()
+    call_command("retry_due", stdout=out)
+    assert out.getvalue().strip() == "claimed 1, resolved 1, failed again 0, dead 0"
