@@ -305,4 +305,5 @@ def main() -> None:
         print(f"staged COPY write path / unnest upsert: {values['wp'] / values['unnest']:.2f}x")
         with connection.cursor() as cursor:  # leave the bench table as we found it
             cursor.execute("DELETE FROM datasets_record WHERE dataset_id = %s", [dataset.pk])
+            cursor.execute("DELETE FROM datasets_recordcount WHERE dataset_id = %s", [dataset.pk])
             cursor.execute("DELETE FROM datasets_dataset WHERE id = %s", [dataset.pk])

@@ -286,4 +286,8 @@ CELERY_BEAT_SCHEDULE["datasets-prune-resolved"] = {
     "task": "apps.datasets.tasks.prune_resolved",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["datasets-compact-counts"] = {
+    "task": "apps.datasets.tasks.compact_counts",
+    "schedule": 300.0,
+}
 env.raise_if_invalid()

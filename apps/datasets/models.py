@@ -50,6 +50,19 @@ class Record(models.Model):
         return f"{self.dataset_id}:{self.key}"
 
 
+class RecordCount(models.Model):
+    """Exact record counts without count(*): each upsert adds one row with the number of
+    records it inserted (no contention between concurrent batches); a beat task folds a
+    dataset's rows into one. A dataset's count is the sum of its rows."""
+
+    id = models.BigAutoField(primary_key=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE)
+    delta = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}: {self.delta:+d}"
+
+
 class Batch(models.Model):
     """A client's ``batch_id`` and the first response, replayed for repeats; pruned after
     DATASETS_BATCH_ID_RETENTION_HOURS."""

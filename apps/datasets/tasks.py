@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.datasets.services import batch_prune, retries_process_due, retries_prune_resolved
+from apps.datasets.services import (
+    batch_prune,
+    record_counts_compact,
+    retries_process_due,
+    retries_prune_resolved,
+)
 
 
 @shared_task(name="apps.datasets.tasks.retry_due")
@@ -28,3 +33,8 @@ def prune_batches() -> int:
 @shared_task(name="apps.datasets.tasks.prune_resolved")
 def prune_resolved() -> int:
     return retries_prune_resolved()
+
+
+@shared_task(name="apps.datasets.tasks.compact_counts")
+def compact_counts() -> int:
+    return record_counts_compact()

@@ -40,7 +40,10 @@ def posts(subreddits) -> Dataset:
 
 def reconcile(dataset: Dataset, submitted: int) -> dict[str, int]:
     """records submitted = written (stored) + queued (pending) + dead, exactly."""
+    from apps.datasets.selectors import record_count
+
     stored = Record.objects.filter(dataset=dataset).count()
+    assert record_count(dataset) == stored  # the maintained count is exact
     pending = RetryItem.objects.filter(dataset=dataset, status="pending").count()
     dead = RetryItem.objects.filter(dataset=dataset, status="dead").count()
     assert submitted == stored + pending + dead, (submitted, stored, pending, dead)

@@ -266,3 +266,21 @@ def test_written_and_queued_records_are_counted_in_metrics(scraper_api, posts, c
     text = client.get("/metrics").content.decode()
     assert 'coreadmin_dataset_records_total{dataset="posts",outcome="written"}' in text
     assert 'coreadmin_dataset_records_total{dataset="posts",outcome="queued"}' in text
+
+
+def test_the_record_count_stays_exact_through_inserts_updates_failures_and_compaction(
+    scraper_api, posts
+):
+    from apps.datasets.models import RecordCount
+    from apps.datasets.selectors import record_count
+    from apps.datasets.tasks import compact_counts
+
+    post(scraper_api, [{"id": "a"}, {"id": "b"}, {"id": "c", "score": "x"}])
+    post(scraper_api, [{"id": "a", "score": 1}, {"id": "d"}])  # one update, one insert
+    post(scraper_api, [{"id": "a"}, {"id": "a"}])  # duplicate key in a batch
+    assert record_count(posts) == 3 == Record.objects.filter(dataset=posts).count()
+    assert RecordCount.objects.filter(dataset=posts).count() == 3
+    assert compact_counts.apply().get() == 1
+    assert list(RecordCount.objects.filter(dataset=posts).values_list("delta", flat=True)) == [3]
+    assert scraper_api.get(URL).json()["count"] == 3
+    reconcile(posts, 4)

@@ -10,13 +10,19 @@ from apps.datasets.services.retries import (
     retry_discard,
     retry_now,
 )
-from apps.datasets.services.writes import batch_prune, batch_submit, records_write
+from apps.datasets.services.writes import (
+    batch_prune,
+    batch_submit,
+    record_counts_compact,
+    records_write,
+)
 
 __all__ = [
     "batch_prune",
     "batch_submit",
     "dataset_mapping",
     "dataset_put",
+    "record_counts_compact",
     "records_write",
     "retries_bulk_discard",
     "retries_bulk_retry",

@@ -33,11 +33,16 @@ STAGE_SQL = (
     "ON COMMIT DELETE ROWS; DELETE FROM datasets_stage"
 )
 COPY_SQL = "COPY datasets_stage (key, data) FROM STDIN"
+# The upsert also records how many rows it inserted (xmax = 0 marks an inserted row, not
+# an updated one) in datasets_recordcount, in the same statement and transaction.
 UPSERT_SQL = (
-    "INSERT INTO datasets_record (dataset_id, key, data, created_at, updated_at) "
+    "WITH up AS (INSERT INTO datasets_record (dataset_id, key, data, created_at, updated_at) "
     "SELECT %s, key, data, %s, %s FROM datasets_stage "
     "ON CONFLICT (dataset_id, key) DO UPDATE "
-    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at"
+    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at "
+    "RETURNING (xmax = 0) AS inserted) "
+    "INSERT INTO datasets_recordcount (dataset_id, delta) "
+    "SELECT %s, count(*) FILTER (WHERE inserted) FROM up"
 )
 RATE_BUCKET_TTL_SECONDS = 2 * 3600
 SORTED = orjson.OPT_SORT_KEYS
@@ -87,7 +92,7 @@ def _copy_upsert(dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datet
         cursor.execute(STAGE_SQL)
         with cursor.cursor.copy(COPY_SQL) as copy:
             copy.write(buffer)
-        cursor.execute(UPSERT_SQL, [dataset_id, now, now])
+        cursor.execute(UPSERT_SQL, [dataset_id, now, now, dataset_id])
 
 
 def _upsert_isolating(
@@ -381,6 +386,25 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
     if queued:
         RECORDS.labels(dataset.name, "queued").inc(queued)
     return response
+
+
+def record_counts_compact() -> int:
+    """Folds each dataset's count rows into one (one statement a dataset, atomic; rows
+    added meanwhile are left for next time). Returns how many datasets it compacted."""
+    compacted = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT dataset_id FROM datasets_recordcount GROUP BY dataset_id HAVING count(*) > 1"
+        )
+        for (dataset_id,) in cursor.fetchall():
+            cursor.execute(
+                "WITH gone AS (DELETE FROM datasets_recordcount WHERE dataset_id = %s "
+                "RETURNING delta) INSERT INTO datasets_recordcount (dataset_id, delta) "
+                "SELECT %s, COALESCE(sum(delta), 0) FROM gone HAVING count(*) > 0",
+                [dataset_id, dataset_id],
+            )
+            compacted += 1
+    return compacted
 
 
 def batch_prune(*, now: dt.datetime | None = None) -> int:
