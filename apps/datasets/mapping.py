@@ -104,6 +104,13 @@ def parse_definition(
                 errors.append(
                     {"path": f"{path}.references", "reason": 'like "parent_dataset.field"'}
                 )
+            elif ftype not in KEY_TYPES:
+                errors.append(
+                    {
+                        "path": f"{path}.references",
+                        "reason": f"only {', '.join(KEY_TYPES)} fields can reference a parent",
+                    }
+                )
         entry: dict[str, Any] = {"type": ftype, "required": bool(required)}
         if source != name:
             entry["source"] = source

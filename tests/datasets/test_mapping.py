@@ -105,6 +105,7 @@ def test_a_definition_with_problems_lists_each_of_them():
             "b": {"type": "string", "source": "x"},
             "blob": {"type": "json"},
             "c": {"type": "string", "references": "no-dot"},
+            "d": {"type": "json", "references": "parents.name"},
         },
     )
     paths = {e["path"] for e in errors}
@@ -112,6 +113,7 @@ def test_a_definition_with_problems_lists_each_of_them():
         "fields.id.type",
         "fields.b.source",
         "fields.c.references",
+        "fields.d.references",
         "key_fields.0",
         "key_fields.1",
     }
