@@ -62,7 +62,8 @@ def _attempt(items: list[RetryItem], now: dt.datetime, *, actor: str = "") -> di
         groups[item.dataset_id].append(item)
     datasets = Dataset.objects.in_bulk(list(groups))
     attempts: list[RetryAttempt] = []
-    for dataset_id, group in groups.items():
+    for dataset_id in sorted(groups):  # one order everywhere, so workers cannot deadlock
+        group = groups[dataset_id]
         failed = _write_group(datasets[dataset_id], group, now)
         for index, item in enumerate(group):
             item.attempts += 1
