@@ -98,6 +98,8 @@ def retry_list(request: HtmxHttpRequest) -> HttpResponse:
         "datasets": list(Dataset.objects.values_list("name", flat=True)),
         "codes": ERROR_CODES,
         "now": now,
+        # Like Sidekiq's "live poll": the results refresh themselves every 5 s.
+        "live": request.GET.get("live") == "1",
     }
     template = "datasets/retries.html"
     if request.htmx and not request.htmx.boosted:

@@ -236,3 +236,11 @@ def test_an_edit_that_is_not_json_is_refused_with_a_message(operator_client, que
     assert "not valid JSON" in response.content.decode()
     item.refresh_from_db()
     assert (item.attempts, item.original_record) == (1, None)
+
+
+def test_live_mode_makes_the_results_poll_themselves(operator_client, queue):
+    quiet = operator_client.get("/datasets/retries/", {"tab": "dead"}).content.decode()
+    assert 'hx-trigger="every 5s"' not in quiet
+    live = operator_client.get("/datasets/retries/", {"tab": "dead", "live": "1"}).content.decode()
+    assert 'hx-trigger="every 5s"' in live
+    assert "?tab=dead&live=1&page=1" in live
