@@ -4,11 +4,15 @@ import datetime as dt
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 FieldType = Literal["string", "integer", "float", "boolean", "datetime", "json"]
 
 
 class FieldIn(Schema):
+    # A typo such as "requred" must be an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     type: FieldType
     required: bool = False
     source: str | None = Field(default=None, description="The incoming name, if different.")
@@ -16,6 +20,8 @@ class FieldIn(Schema):
 
 
 class DatasetIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     key_fields: list[str] = Field(min_length=1)
     fields: dict[str, FieldIn] = Field(min_length=1)
 

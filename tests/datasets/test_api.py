@@ -284,3 +284,13 @@ def test_the_record_count_stays_exact_through_inserts_updates_failures_and_compa
     assert list(RecordCount.objects.filter(dataset=posts).values_list("delta", flat=True)) == [3]
     assert scraper_api.get(URL).json()["count"] == 3
     reconcile(posts, 4)
+
+
+def test_a_typo_in_a_field_definition_is_refused_not_ignored(admin_api, db):
+    response = admin_api.put(
+        "/api/v1/datasets/posts",
+        {"key_fields": ["id"], "fields": {"id": {"type": "string", "requred": True}}},
+    )
+    assert response.status_code == 422
+    paths = [f["path"] for f in response.json()["error"]["details"]["fields"]]
+    assert paths == ["fields.id.requred"]
