@@ -357,4 +357,36 @@ CELERY_BEAT_SCHEDULE["circuits-flush-events"] = {
 RATELIMIT_POLICY_CACHE_SECONDS = env.number("RATELIMIT_POLICY_CACHE_SECONDS", 5.0)
 # Most buckets one process keeps while Redis is down (least recently used go first).
 RATELIMIT_LOCAL_BUCKETS = env.integer("RATELIMIT_LOCAL_BUCKETS", 10_000, minimum=10)
+
+# --- datasets ---
+# Batch writes: limits (refused with 413), retry queue backoff, batch-id retention.
+DATASETS_MAX_BATCH_RECORDS = env.integer("DATASETS_MAX_BATCH_RECORDS", 5000, minimum=1)
+DATASETS_MAX_BODY_BYTES = env.integer("DATASETS_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+DATASETS_BATCH_ID_RETENTION_HOURS = env.integer("DATASETS_BATCH_ID_RETENTION_HOURS", 72, minimum=24)
+DATASETS_RETRY_MAX_ATTEMPTS = env.integer("DATASETS_RETRY_MAX_ATTEMPTS", 8, minimum=1)
+DATASETS_RETRY_BASE_SECONDS = env.number("DATASETS_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+# Capped at one hour: Celery's visibility timeout (2 h) must stay above it.
+DATASETS_RETRY_MAX_DELAY_SECONDS = env.number("DATASETS_RETRY_MAX_DELAY_SECONDS", 3600.0)
+if DATASETS_RETRY_MAX_DELAY_SECONDS > 3600:
+    env.problems.append("DATASETS_RETRY_MAX_DELAY_SECONDS must be at most 3600")
+DATASETS_RETRY_CLAIM_BATCH = env.integer("DATASETS_RETRY_CLAIM_BATCH", 200, minimum=1)
+DATASETS_RETRY_POLL_SECONDS = env.number("DATASETS_RETRY_POLL_SECONDS", 10.0, minimum=1.0)
+# Resolved retry items (written or discarded) and their attempts are kept this long.
+DATASETS_RESOLVED_RETENTION_DAYS = env.integer("DATASETS_RESOLVED_RETENTION_DAYS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE["datasets-retry-due"] = {
+    "task": "apps.datasets.tasks.retry_due",
+    "schedule": DATASETS_RETRY_POLL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["datasets-prune-batches"] = {
+    "task": "apps.datasets.tasks.prune_batches",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["datasets-prune-resolved"] = {
+    "task": "apps.datasets.tasks.prune_resolved",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["datasets-compact-counts"] = {
+    "task": "apps.datasets.tasks.compact_counts",
+    "schedule": 300.0,
+}
 env.raise_if_invalid()
