@@ -258,3 +258,37 @@ LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT or "console")
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # Echo a caller-supplied X-Request-ID (scrapers send theirs) so both sides log one id.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+
+# --- fleet ---
+# Defaults for a service that has no ServiceConfiguration row (editable in admin).
+FLEET_DEFAULT_BATCH_SIZE = env.integer("FLEET_DEFAULT_BATCH_SIZE", 500, minimum=1)
+FLEET_DEFAULT_RATE_LIMIT_POLICIES: list[str] = (
+    env.items("FLEET_DEFAULT_RATE_LIMIT_POLICIES", [])
+    if env.environ.get("FLEET_DEFAULT_RATE_LIMIT_POLICIES")
+    else []
+)
+FLEET_DEFAULT_MAX_WORKERS = env.integer("FLEET_DEFAULT_MAX_WORKERS", 4, minimum=1)
+FLEET_DEFAULT_RETRY_ATTEMPTS = env.integer("FLEET_DEFAULT_RETRY_ATTEMPTS", 3)
+FLEET_DEFAULT_SPAN_SAMPLE_RATE = env.number("FLEET_DEFAULT_SPAN_SAMPLE_RATE", 0.10)
+FLEET_DEFAULT_MIN_LOG_LEVEL = (
+    env.string("FLEET_DEFAULT_MIN_LOG_LEVEL", "info", optional=True) or "info"
+).lower()
+if FLEET_DEFAULT_SPAN_SAMPLE_RATE > 1.0:
+    env.problems.append("FLEET_DEFAULT_SPAN_SAMPLE_RATE must be between 0 and 1")
+if FLEET_DEFAULT_MIN_LOG_LEVEL not in {"debug", "info", "warning", "error", "critical"}:
+    env.problems.append(
+        "FLEET_DEFAULT_MIN_LOG_LEVEL must be one of debug, info, warning, error, critical"
+    )
+# How long one process trusts its cached copy of a service's configuration: the bound on
+# how stale apps.fleet.selectors.service_config() (and so a heartbeat answer) can be.
+FLEET_CONFIG_CACHE_SECONDS = env.number("FLEET_CONFIG_CACHE_SECONDS", 5.0)
+# An instance whose last heartbeat is older than this is shown as stale.
+FLEET_STALE_SECONDS = env.integer("FLEET_STALE_SECONDS", 90, minimum=1)
+# Instances silent for longer than this are forgotten by the hourly beat task.
+FLEET_FORGET_AFTER_HOURS = env.integer("FLEET_FORGET_AFTER_HOURS", 24, minimum=1)
+FLEET_HEARTBEAT_EXTRA_MAX_BYTES = env.integer("FLEET_HEARTBEAT_EXTRA_MAX_BYTES", 8192, minimum=64)
+CELERY_BEAT_SCHEDULE["fleet-forget-silent"] = {
+    "task": "apps.fleet.tasks.fleet_forget_silent",
+    "schedule": 3600.0,
+}
+env.raise_if_invalid()
