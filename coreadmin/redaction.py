@@ -79,6 +79,10 @@ class Redactor:
     def text(self, value: str) -> str:
         if not value:
             return value
+        # Identifiers (most keys, logger names, levels) cannot match a built-in pattern
+        # unless they hold one of our API keys: skip the regexes for them.
+        if not self.extra_patterns and value.isidentifier() and "cak_" not in value:
+            return value
         value = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", value)
         value = _API_KEY.sub(REDACTED, value)
         value = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, value)
@@ -97,13 +101,24 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {k: self.value(v, str(k)) for k, v in value.items()}
+            # Keys are redacted too: an email used as a key must not survive either.
+            return {self.text(str(k)): self.value(v, str(k)) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(v) for v in value]
         return value
 
 
 default_redactor = Redactor()
+
+
+def configure_default_redactor(
+    extra_patterns: Iterable[str] = (), extra_key_names: Iterable[str] = ()
+) -> Redactor:
+    """Replaces the redactor every log line goes through (settings call this with
+    LOGS_REDACT_EXTRA_PATTERNS and LOGS_REDACT_EXTRA_KEYS)."""
+    global default_redactor
+    default_redactor = Redactor(extra_patterns, extra_key_names)
+    return default_redactor
 
 
 def redact_text(value: str) -> str:

@@ -292,3 +292,93 @@ CELERY_BEAT_SCHEDULE["fleet-forget-silent"] = {
     "schedule": 3600.0,
 }
 env.raise_if_invalid()
+
+# --- logs ---
+import re as _re  # noqa: E402
+
+import orjson as _orjson  # noqa: E402
+
+_LOGS_RETENTION_DEFAULT = {"debug": 2, "info": 7, "warning": 14, "error": 30, "critical": 30}
+
+
+def _parse_retention(raw: str) -> dict[str, int]:
+    levels = set(_LOGS_RETENTION_DEFAULT)
+    out = dict(_LOGS_RETENTION_DEFAULT)
+    for part in raw.split(","):
+        name, _, days = part.strip().partition("=")
+        if name.strip().lower() not in levels or not days.strip().isdigit():
+            raise ValueError(f"{part.strip()!r} is not level=days")
+        out[name.strip().lower()] = max(1, int(days))
+    return out
+
+
+# Days kept per level, e.g. "debug=2,info=7,warning=14,error=30,critical=30" (levels not
+# named keep these defaults). Enforced hourly by dropping or trimming day partitions.
+LOGS_RETENTION_DAYS: dict[str, int] = (
+    env._read("LOGS_RETENTION_DAYS", {}, _parse_retention, "level=days pairs")
+    if env.environ.get("LOGS_RETENTION_DAYS")
+    else dict(_LOGS_RETENTION_DEFAULT)
+)
+LOGS_PARTITIONS_AHEAD_DAYS = env.integer("LOGS_PARTITIONS_AHEAD_DAYS", 3, minimum=1)
+LOGS_MAX_BATCH = env.integer("LOGS_MAX_BATCH", 5000, minimum=1)
+LOGS_MAX_MESSAGE_CHARS = env.integer("LOGS_MAX_MESSAGE_CHARS", 16_384, minimum=256)
+# A line stamped further in the future than this is stored at the server's time instead.
+LOGS_MAX_FUTURE_SECONDS = env.integer("LOGS_MAX_FUTURE_SECONDS", 300)
+
+
+# Extra redaction on top of the built-in patterns: a JSON list of regular expressions,
+# and comma-separated key names whose values are always redacted.
+def _parse_patterns(raw: str) -> list[str]:
+    try:
+        patterns = _orjson.loads(raw)
+    except _orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError("not a list of strings")
+    for pattern in patterns:
+        try:
+            _re.compile(pattern)
+        except _re.error as exc:
+            raise ValueError(f"{pattern!r}: {exc}") from exc
+    return patterns
+
+
+LOGS_REDACT_EXTRA_PATTERNS: list[str] = (
+    env._read("LOGS_REDACT_EXTRA_PATTERNS", [], _parse_patterns, "a JSON list of regexes")
+    if env.environ.get("LOGS_REDACT_EXTRA_PATTERNS")
+    else []
+) or []
+LOGS_REDACT_EXTRA_KEYS: list[str] = (
+    env.items("LOGS_REDACT_EXTRA_KEYS", []) if env.environ.get("LOGS_REDACT_EXTRA_KEYS") else []
+)
+# The server's own log lines go to the same store through a bounded in-memory buffer
+# drained by a background thread (never blocks a request; overflow is counted and
+# reported). Off under the test suite, whose tests drive the handler directly.
+LOGS_SHIP_SERVER_LOGS = env.boolean("LOGS_SHIP_SERVER_LOGS", MODE != "test")
+LOGS_SHIP_BUFFER_LINES = env.integer("LOGS_SHIP_BUFFER_LINES", 10_000, minimum=10)
+LOGS_SHIP_BATCH_LINES = env.integer("LOGS_SHIP_BATCH_LINES", 500, minimum=1)
+LOGS_SHIP_INTERVAL_SECONDS = env.number("LOGS_SHIP_INTERVAL_SECONDS", 1.0, minimum=0.05)
+LOGS_SHIP_LEVEL = (env.string("LOGS_SHIP_LEVEL", "INFO", optional=True) or "INFO").upper()
+LOGS_SERVER_SERVICE = env.string("LOGS_SERVER_SERVICE", "coreadmin", optional=True) or "coreadmin"
+LOGS_PAGE_SIZE = env.integer("LOGS_PAGE_SIZE", 50, minimum=10)
+LOGS_TAIL_INTERVAL_SECONDS = env.integer("LOGS_TAIL_INTERVAL_SECONDS", 3, minimum=1)
+CELERY_BEAT_SCHEDULE["logs-maintain-partitions"] = {
+    "task": "apps.logs.tasks.logs_maintain_partitions",
+    "schedule": 3600.0,
+}
+if LOGS_SHIP_SERVER_LOGS:
+    LOGGING["handlers"]["store"] = {
+        "()": "coreadmin.logging.BufferedStoreHandler",
+        "sink": "apps.logs.services.log_lines_store_server",
+        "service": LOGS_SERVER_SERVICE,
+        "capacity": LOGS_SHIP_BUFFER_LINES,
+        "batch_size": LOGS_SHIP_BATCH_LINES,
+        "interval": LOGS_SHIP_INTERVAL_SECONDS,
+        "level": LOGS_SHIP_LEVEL,
+    }
+    LOGGING["root"]["handlers"].append("store")
+
+from coreadmin.redaction import configure_default_redactor  # noqa: E402
+
+configure_default_redactor(LOGS_REDACT_EXTRA_PATTERNS, LOGS_REDACT_EXTRA_KEYS)
+env.raise_if_invalid()

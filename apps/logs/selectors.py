@@ -1,0 +1,158 @@
+"""Reads of the log store for the API, the logs page and the overview tile.
+
+Every list is keyset-paginated newest first on (ts, id), which each day partition's
+indexes serve directly ((ts, id), (level, ts, id), (service, ts, id), (logger, ts, id));
+text search is ILIKE on a pg_trgm GIN index. No query counts the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Lookup, Max, QuerySet
+from django.db.models.functions import TruncMinute
+
+from apps.logs.models import LEVELS, LogLine, LogStream
+from coreadmin.clock import clock
+from coreadmin.redis import connection as redis_connection
+from coreadmin.redis import key as redis_key
+
+DROP_COUNTS_DAYS = 8
+
+
+def drop_counts_key(day: dt.date) -> str:
+    return redis_key("logs", "dropped", f"{day:%Y%m%d}")
+
+
+class ILike(Lookup):
+    """``message__ilike``: plain ILIKE, which the pg_trgm index serves (Django's
+    icontains wraps both sides in UPPER() and so cannot use it)."""
+
+    lookup_name = "ilike"
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+LogLine._meta.get_field("message").register_lookup(ILike)
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    service: str = ""
+    level: str = ""
+    min_level: str = ""
+    logger: str = ""
+    q: str = ""
+    thread_id: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__)
+
+
+def log_lines(filters: LogFilter) -> QuerySet[LogLine]:
+    lines = LogLine.objects.all()
+    if filters.service:
+        lines = lines.filter(service=filters.service)
+    if filters.level in LEVELS:
+        lines = lines.filter(level=LEVELS[filters.level])
+    if filters.min_level in LEVELS and LEVELS[filters.min_level] > LEVELS["debug"]:
+        lines = lines.filter(level__gte=LEVELS[filters.min_level])
+    if filters.logger:
+        lines = lines.filter(logger=filters.logger)
+    if filters.thread_id:
+        lines = lines.filter(thread_id=filters.thread_id)
+    if filters.q:
+        lines = lines.filter(message__ilike=like_pattern(filters.q))
+    if filters.since:
+        lines = lines.filter(ts__gte=filters.since)
+    if filters.until:
+        lines = lines.filter(ts__lt=filters.until)
+    return lines
+
+
+def log_lines_page(
+    filters: LogFilter, *, before: tuple[dt.datetime, int] | None = None, limit: int = 50
+) -> tuple[list[LogLine], tuple[dt.datetime, int] | None]:
+    """Up to ``limit`` lines newest first, older than the cursor ``before`` (ts, id);
+    returns them and the cursor of the next (older) page, or None. One query."""
+    lines = log_lines(filters).order_by("-ts", "-id")
+    if before is not None:
+        ts, line_id = before
+        lines = lines.filter(ts__lte=ts).extra(
+            where=["(logs_logline.ts, logs_logline.id) < (%s, %s)"], params=[ts, line_id]
+        )
+    rows = list(lines[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, (rows[-1].ts, rows[-1].id)
+    return rows, None
+
+
+def log_lines_after(filters: LogFilter, *, after_id: int, limit: int = 200) -> list[LogLine]:
+    """Live tail: lines stored after ``after_id`` (newest first), and nothing older."""
+    return list(log_lines(filters).filter(id__gt=after_id).order_by("-id")[:limit])
+
+
+def last_line_id() -> int:
+    """The newest stored id (the tail starts after it); one index probe per partition."""
+    return LogLine.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+def log_streams() -> dict[str, list[str]]:
+    """Services and loggers seen, for the filters' suggestions."""
+    pairs = list(LogStream.objects.values_list("service", "logger")[:2000])
+    return {
+        "services": sorted({s for s, _ in pairs}),
+        "loggers": sorted({lg for _, lg in pairs if lg}),
+    }
+
+
+def drop_counts(day: dt.date | None = None) -> list[dict[str, Any]]:
+    """Lines accepted and dropped today, by service and reason (from Redis)."""
+    try:
+        raw: dict[bytes, bytes] = redis_connection().hgetall(  # type: ignore[assignment]
+            drop_counts_key(day or clock.now().date())
+        )
+    except Exception:
+        return []
+    counts = []
+    for field, value in raw.items():
+        service, _, reason = field.decode().partition("|")
+        counts.append({"service": service, "reason": reason, "count": int(value)})
+    return sorted(counts, key=lambda c: (-c["count"], c["service"]))
+
+
+def error_rate(*, minutes: int = 30) -> dict[str, Any]:
+    """Error and critical lines per minute over the last ``minutes`` (one query through
+    the (level, ts) index): the overview tile."""
+    now = clock.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    start = now - dt.timedelta(minutes=minutes)
+    rows = (
+        LogLine.objects.filter(level__gte=LEVELS["error"], ts__gte=start, ts__lt=now)
+        .annotate(minute=TruncMinute("ts"))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    per_minute = {row["minute"]: row["n"] for row in rows}
+    series = [per_minute.get(start + dt.timedelta(minutes=i), 0) for i in range(minutes)]
+    last15 = sum(series[-15:])
+    return {
+        "series": series,
+        "per_minute": last15 / 15,
+        "last_15m": last15,
+        "minutes": minutes,
+    }
