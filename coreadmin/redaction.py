@@ -22,7 +22,7 @@ SECRET_KEY_NAME = re.compile(
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _API_KEY = re.compile(r"\bcak_[a-z0-9]{8}_[A-Za-z0-9]{8,}\b")
 _BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*")
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):([^\s@/]+)@")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):([^\s@/]+)@")
 _KEY_VALUE = re.compile(
     r"(?i)\b((?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|authorization|client[_-]?secret)"
     r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
