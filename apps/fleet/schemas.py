@@ -6,10 +6,14 @@ from typing import Any
 from ninja import Field, Schema
 
 
+# Names are shown on pages and stored in text columns: no control characters (NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class HeartbeatIn(Schema):
-    instance: str = Field(min_length=1, max_length=200)
-    service: str = Field(min_length=1, max_length=100)
-    version: str = Field(default="", max_length=64)
+    instance: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
+    service: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
+    version: str = Field(default="", max_length=64, pattern=PRINTABLE)
     memory_mb: float | None = Field(default=None, ge=0)
     extra: dict[str, Any] = Field(default_factory=dict)
 

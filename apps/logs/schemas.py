@@ -7,6 +7,7 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import field_validator
 
+from apps.fleet.schemas import PRINTABLE
 from coreadmin.errors import PayloadTooLarge
 
 LevelName = Literal[
@@ -35,7 +36,7 @@ class LogRecordIn(Schema):
     level: LevelName = "info"
     logger: str = Field(default="", max_length=1000)
     message: str = Field(default="", max_length=1_000_000)
-    service: str = Field(min_length=1, max_length=100)
+    service: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
     thread_id: str | None = Field(default=None, max_length=100)
     context: dict[str, Any] = Field(default_factory=dict)
 

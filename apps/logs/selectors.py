@@ -46,6 +46,18 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware UTC datetime Postgres accepts (any offset, clamped to years 1..9999)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        return (dt.datetime.min if value.year < 5000 else dt.datetime.max).replace(tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True)
 class LogFilter:
     service: str = ""
@@ -77,9 +89,9 @@ def log_lines(filters: LogFilter) -> QuerySet[LogLine]:
     if filters.q:
         lines = lines.filter(message__ilike=like_pattern(filters.q))
     if filters.since:
-        lines = lines.filter(ts__gte=filters.since)
+        lines = lines.filter(ts__gte=utc(filters.since))
     if filters.until:
-        lines = lines.filter(ts__lt=filters.until)
+        lines = lines.filter(ts__lt=utc(filters.until))
     return lines
 
 
@@ -90,7 +102,7 @@ def log_lines_page(
     returns them and the cursor of the next (older) page, or None. One query."""
     lines = log_lines(filters).order_by("-ts", "-id")
     if before is not None:
-        ts, line_id = before
+        ts, line_id = utc(before[0]), before[1]
         lines = lines.filter(ts__lte=ts).extra(
             where=["(logs_logline.ts, logs_logline.id) < (%s, %s)"], params=[ts, line_id]
         )

@@ -101,6 +101,8 @@ def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
         elif ts < oldest[level]:
             result.dropped[(service, "expired")] += 1
             continue
+        else:
+            ts = ts.astimezone(dt.UTC)  # Postgres refuses offsets beyond ±15:59
         logger = _clean(text(record.get("logger") or ""), 200)
         rows.append(
             (
@@ -113,7 +115,7 @@ def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
                 _context_json(value(context)) if context else "{}",
             )
         )
-        days.add(ts.astimezone(dt.UTC).date())
+        days.add(ts.date())
         streams.add((service, logger))
     if rows:
         _copy_rows(rows, days)

@@ -160,3 +160,17 @@ def test_a_very_long_message_is_truncated(scraper_api, settings, clock):
 
 def test_logging_needs_a_key(anon_api):
     assert anon_api.post(URL, {"records": [record()]}).status_code == 401
+
+
+def test_control_characters_in_a_service_name_are_a_validation_error(scraper_api, clock):
+    response = scraper_api.post(URL, {"records": [record(service="red\x00dit")]})
+    assert response.status_code == 422
+    assert not stored()
+
+
+def test_timestamps_with_any_offset_are_stored_in_utc(scraper_api, clock):
+    response = scraper_api.post(URL, {"records": [record(ts="2026-09-21T23:00:00+17:28")]})
+    assert response.status_code == 202
+    assert stored()[0].ts == dt.datetime(2026, 9, 21, 5, 32, tzinfo=dt.UTC)
+    listed = scraper_api.get(URL, since="0063-01-01T00:00:53-17:28", until="9999-12-31T23:00-14:00")
+    assert listed.status_code == 200 and listed.json()["count"] == 1
