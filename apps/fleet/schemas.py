@@ -5,7 +5,6 @@ from typing import Any
 
 from ninja import Field, Schema
 
-
 # Names are shown on pages and stored in text columns: no control characters (NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
