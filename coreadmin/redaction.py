@@ -70,26 +70,52 @@ class Redactor:
         self.extra_patterns = [re.compile(p) for p in extra_patterns]
         names = [re.escape(n) for n in extra_key_names if n]
         self.extra_key_names = re.compile("(?i)(" + "|".join(names) + ")") if names else None
+        self._secret_keys: dict[str, bool] = {}
 
     def is_secret_key(self, key: str) -> bool:
-        if SECRET_KEY_NAME.search(key):
-            return True
-        return bool(self.extra_key_names and self.extra_key_names.search(key))
+        known = self._secret_keys.get(key)
+        if known is not None:
+            return known
+        secret = bool(
+            SECRET_KEY_NAME.search(key)
+            or (self.extra_key_names and self.extra_key_names.search(key))
+        )
+        if len(self._secret_keys) >= 10_000:  # bounded: context keys are mostly a few names
+            self._secret_keys.clear()
+        self._secret_keys[key] = secret
+        return secret
 
     def text(self, value: str) -> str:
+        """Each pattern runs only if the text holds what it needs (``@`` for an email,
+        ``://`` for a URL, enough digits for a card...): those checks are plain substring
+        searches in C, so a line that holds nothing sensitive costs a few of them."""
         if not value:
             return value
         # Identifiers (most keys, logger names, levels) cannot match a built-in pattern
         # unless they hold one of our API keys: skip the regexes for them.
         if not self.extra_patterns and value.isidentifier() and "cak_" not in value:
             return value
-        value = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", value)
-        value = _API_KEY.sub(REDACTED, value)
-        value = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, value)
-        value = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, value)
-        value = _EMAIL.sub(REDACTED, value)
-        if any(c.isdigit() for c in value):
+        if "@" in value:
+            if "://" in value:
+                value = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", value)
+            value = _EMAIL.sub(REDACTED, value)
+        if "cak_" in value:
+            value = _API_KEY.sub(REDACTED, value)
+        lower = value.lower()
+        if "bearer" in lower or "token" in lower or "basic" in lower:
+            value = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, value)
+        if ("=" in value or ":" in value) and (
+            "pass" in lower
+            or "secret" in lower
+            or "token" in lower
+            or "key" in lower
+            or "authorization" in lower
+        ):
+            value = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, value)
+        digits = sum(map(value.count, "0123456789"))
+        if digits >= 13:
             value = _CARD.sub(_card_replacement, value)
+        if digits >= 4:
             value = _PHONE.sub(REDACTED, value)
         for pattern in self.extra_patterns:
             value = pattern.sub(REDACTED, value)
