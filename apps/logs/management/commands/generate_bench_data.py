@@ -29,8 +29,8 @@ SELECT
          WHEN r < 0.99 THEN 40 ELSE 50 END,
     (ARRAY['reddit','twitter','hackernews','github','amazon','ebay','zillow','imdb'])[1 + i %% 8],
     (ARRAY['scraper.fetch','scraper.parse','scraper.store','scraper.proxy','scraper.auth',
-           'scraper.queue','scraper.retry','scraper.cache','http.client','coreadmin.api'])[1 + (i / 8) %% 10]
-        || '.' || (i %% 3),
+           'scraper.queue','scraper.retry','scraper.cache','http.client','coreadmin.api'])
+        [1 + (i / 8) %% 10] || '.' || (i %% 3),
     CASE
       WHEN i %% 2000 = 7 THEN 'checksum mismatch on listing ' || (i %% 100000) || ' after retry'
       WHEN r < 0.80 THEN
@@ -46,7 +46,9 @@ SELECT
     CASE WHEN i %% 4 = 0 THEN '' ELSE 'thr-' || to_hex(i %% 5000011) END,
     CASE WHEN r < 0.92 THEN jsonb_build_object('status', 200, 'attempt', 1 + i %% 3)
          ELSE jsonb_build_object('status', 503, 'attempt', 1 + i %% 3,
-            'exception', E'Traceback (most recent call last):\\n  File "scraper/fetch.py", line 88, in fetch\\nTimeoutError: read timed out')
+            'exception', E'Traceback (most recent call last):\\n'
+                || E'  File "scraper/fetch.py", line 88, in fetch\\n'
+                || 'TimeoutError: read timed out')
     END
 FROM (SELECT i, random() AS r FROM generate_series(0, %(n)s - 1) AS i) AS g
 """
