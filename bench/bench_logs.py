@@ -193,7 +193,7 @@ def time_sql(dsn: str, queries: list[tuple[str, list[Any]]], runs: int = 5) -> f
 
 
 SELECT = "SELECT id, ts, level, service, logger, message, thread_id, context FROM logs_logline"
-PAGE_CASES = [
+PAGE_CASES: list[tuple[str, str, str, str, list[Any]]] = [
     # label, page query string, our WHERE, naive WHERE, params
     ("default view", "", "", "", []),
     ("level=error", "level=error", "WHERE level = %s", "WHERE level = %s", [40]),
@@ -231,7 +231,7 @@ def main() -> None:
             "(HTTP to gunicorn in production mode):"
         )
         for label, qs, where, naive_where, params in PAGE_CASES:
-            page_ms, rows = browser.time_page("/logs/" + (f"?{qs}" if qs else ""))
+            page_ms, shown = browser.time_page("/logs/" + (f"?{qs}" if qs else ""))
             ours = time_sql(dsn, [(f"{SELECT} {where} ORDER BY ts DESC, id DESC LIMIT 51", params)])
             naive = time_sql(
                 dsn,
@@ -243,7 +243,7 @@ def main() -> None:
             )
             verdict = "meets" if page_ms < 150 else "MISSES"
             print(
-                f"  {label:<26} page {page_ms:7.1f} ms ({rows} rows; target < 150 ms -> {verdict})"
+                f"  {label:<26} page {page_ms:7.1f} ms ({shown} rows; target < 150 ms -> {verdict})"
                 f"   its query {ours:7.1f} ms   naive (COUNT + OFFSET, UPPER LIKE) {naive:8.1f} ms"
                 f"   naive/ours {naive / max(ours, 0.01):6.0f}x"
             )
