@@ -15,6 +15,7 @@ from django.db.models import Count, Lookup, Max, QuerySet
 from django.db.models.functions import TruncMinute
 
 from apps.logs.models import LEVELS, LogLine, LogStream
+from apps.logs.partitions import day_start, partitions_existing
 from coreadmin.clock import clock
 from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
@@ -46,16 +47,18 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def utc(value: dt.datetime | None) -> dt.datetime | None:
+def to_utc(value: dt.datetime) -> dt.datetime:
     """An aware UTC datetime Postgres accepts (any offset, clamped to years 1..9999)."""
-    if value is None:
-        return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     try:
         return value.astimezone(dt.UTC)
     except OverflowError:
         return (dt.datetime.min if value.year < 5000 else dt.datetime.max).replace(tzinfo=dt.UTC)
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else to_utc(value)
 
 
 @dataclass(frozen=True)
@@ -99,18 +102,48 @@ def log_lines_page(
     filters: LogFilter, *, before: tuple[dt.datetime, int] | None = None, limit: int = 50
 ) -> tuple[list[LogLine], tuple[dt.datetime, int] | None]:
     """Up to ``limit`` lines newest first, older than the cursor ``before`` (ts, id);
-    returns them and the cursor of the next (older) page, or None. One query."""
+    returns them and the cursor of the next (older) page, or None.
+
+    One query, except for a text search: a trigram search costs in proportion to the
+    partitions it looks into, so it goes day by day, newest first, and stops as soon as
+    the page is full (one catalog query plus one query per day looked into, at most the
+    retention's number of days, whatever the number of rows)."""
     lines = log_lines(filters).order_by("-ts", "-id")
+    upper = utc(filters.until)
     if before is not None:
-        ts, line_id = utc(before[0]), before[1]
+        ts, line_id = to_utc(before[0]), before[1]
         lines = lines.filter(ts__lte=ts).extra(
             where=["(logs_logline.ts, logs_logline.id) < (%s, %s)"], params=[ts, line_id]
         )
-    rows = list(lines[: limit + 1])
+        upper = ts if upper is None else min(upper, ts)
+    if filters.q:
+        rows = _by_day(lines, since=utc(filters.since), upper=upper, want=limit + 1)
+    else:
+        rows = list(lines[: limit + 1])
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, (rows[-1].ts, rows[-1].id)
     return rows, None
+
+
+def _by_day(
+    lines: QuerySet[LogLine],
+    *,
+    since: dt.datetime | None,
+    upper: dt.datetime | None,
+    want: int,
+) -> list[LogLine]:
+    rows: list[LogLine] = []
+    for day in sorted(partitions_existing(), reverse=True):
+        start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+        if upper is not None and start > upper:
+            continue
+        if since is not None and end <= since:
+            break
+        rows += list(lines.filter(ts__gte=start, ts__lt=end)[: want - len(rows)])
+        if len(rows) >= want:
+            break
+    return rows
 
 
 def log_lines_after(filters: LogFilter, *, after_id: int, limit: int = 200) -> list[LogLine]:

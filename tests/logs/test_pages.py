@@ -157,3 +157,26 @@ def test_the_overview_tile_shows_the_error_log_rate(viewer_client, clock):
 def test_the_logs_pages_need_a_login(client):
     assert client.get("/logs/").status_code == 302
     assert client.get("/logs/tail/").status_code == 302
+
+
+def test_a_text_search_goes_day_by_day_newest_first_and_stops_when_the_page_is_full(
+    clock, django_assert_num_queries
+):
+    from apps.logs.selectors import LogFilter, log_lines_page
+
+    for days_ago in (0, 1, 2):
+        ingest(3, minutes_ago=days_ago * 24 * 60, message=f"needle day {days_ago}")
+    ingest(2, message="hay")
+    with django_assert_num_queries(2):  # catalog + today's partition only
+        lines, older = log_lines_page(LogFilter(q="needle"), limit=2)
+    assert [line.message for line in lines] == ["needle day 0"] * 2 and older
+    seen, cursor = [], None
+    for _ in range(6):
+        lines, cursor = log_lines_page(LogFilter(q="needle"), before=cursor, limit=2)
+        seen += [line.message for line in lines]
+        if cursor is None:
+            break
+    assert seen == ["needle day 0"] * 3 + ["needle day 1"] * 3 + ["needle day 2"] * 3
+    since = global_clock.now() - dt.timedelta(hours=30)
+    lines, _ = log_lines_page(LogFilter(q="needle", since=since), limit=50)
+    assert len(lines) == 6
