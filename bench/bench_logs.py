@@ -40,7 +40,7 @@ def batch_records() -> list[dict[str, Any]]:
         {
             "level": levels[i % len(levels)],
             "logger": f"scraper.fetch.{i % 7}",
-            "message": f"fetched https://www.reddit.com/r/python/comments/{i} in {i % 900} ms "
+            "message": f"{BENCH_MESSAGE_PREFIX}{i} in {i % 900} ms "
             f"status 200 for user u{i * 7 % 10000}",
             "service": "reddit",
             "thread_id": f"thr-{i % 97:04x}",
@@ -127,6 +127,17 @@ def insert_per_line_rate(dsn: str, rows: list[tuple[Any, ...]], duration: float)
     return _threads(work_rows, duration)
 
 
+def remove_ingested(dsn: str, since: str) -> None:
+    """Deletes the ingestion runs' lines (recent partitions only) and vacuums them."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        deleted = conn.execute(
+            "DELETE FROM logs_logline WHERE ts >= %s AND message LIKE %s",
+            [since, BENCH_MESSAGE_PREFIX + "%"],
+        ).rowcount
+        conn.execute("VACUUM ANALYZE logs_logline")
+    print(f"(removed the {deleted:,} lines the ingestion runs added)")
+
+
 class Browser:
     """A logged-in operator on the bench server (cookies kept by hand: production
     cookies are Secure, which http.client ignores on a loopback http connection)."""
@@ -193,25 +204,26 @@ def time_sql(dsn: str, queries: list[tuple[str, list[Any]]], runs: int = 5) -> f
 
 
 SELECT = "SELECT id, ts, level, service, logger, message, thread_id, context FROM logs_logline"
-PAGE_CASES: list[tuple[str, str, str, str, list[Any]]] = [
-    # label, page query string, our WHERE, naive WHERE, params
-    ("default view", "", "", "", []),
-    ("level=error", "level=error", "WHERE level = %s", "WHERE level = %s", [40]),
+PAGE_CASES: list[tuple[str, str, str, list[Any]]] = [
+    # label, page query string, the naive WHERE, its params
+    ("default view", "", "", []),
+    ("level=error", "level=error", "WHERE level = %s", [40]),
     (
-        "text 'checksum mismatch'",
+        "text 'checksum mismatch'",  # 0.05% of the generated lines
         "q=checksum+mismatch",
-        "WHERE message ILIKE %s",
         "WHERE UPPER(message::text) LIKE UPPER(%s)",
         ["%checksum mismatch%"],
     ),
     (
-        "text 'timed out'",
+        "text 'timed out'",  # 1.4% of the generated lines
         "q=timed+out",
-        "WHERE message ILIKE %s",
         "WHERE UPPER(message::text) LIKE UPPER(%s)",
         ["%timed out%"],
     ),
 ]
+# The ingestion runs add lines like these; they are removed at the end so that every run
+# of the page timings sees the same generated data.
+BENCH_MESSAGE_PREFIX = "fetched https://www.reddit.com/r/python/comments/"
 
 
 def main() -> None:
@@ -230,9 +242,8 @@ def main() -> None:
             f"\nlogs page at {total / 1e6:.1f} M rows, median of {PAGE_RUNS} requests "
             "(HTTP to gunicorn in production mode):"
         )
-        for label, qs, where, naive_where, params in PAGE_CASES:
+        for label, qs, naive_where, params in PAGE_CASES:
             page_ms, shown = browser.time_page("/logs/" + (f"?{qs}" if qs else ""))
-            ours = time_sql(dsn, [(f"{SELECT} {where} ORDER BY ts DESC, id DESC LIMIT 51", params)])
             naive = time_sql(
                 dsn,
                 [
@@ -244,11 +255,12 @@ def main() -> None:
             verdict = "meets" if page_ms < 150 else "MISSES"
             print(
                 f"  {label:<26} page {page_ms:7.1f} ms ({shown} rows; target < 150 ms -> {verdict})"
-                f"   its query {ours:7.1f} ms   naive (COUNT + OFFSET, UPPER LIKE) {naive:8.1f} ms"
-                f"   naive/ours {naive / max(ours, 0.01):6.0f}x"
+                f"   naive queries alone (COUNT + OFFSET, UPPER LIKE) {naive:8.1f} ms"
+                f"   naive/page {naive / max(page_ms, 0.01):5.1f}x"
             )
 
         key = server.api_key("scraper")
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
         records = batch_records()
         rows = _rows(records)
         duration = 4.0
@@ -271,3 +283,4 @@ def main() -> None:
         print(f"API vs one INSERT per line: {accepted / max(insert_rate, 1):.1f}x")
         verdict = "meets" if accepted >= 50_000 else "MISSES"
         print(f"API absolute: {accepted:,.0f} lines/s (target 50,000) -> {verdict} target")
+        remove_ingested(dsn, since)

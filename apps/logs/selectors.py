@@ -8,7 +8,7 @@ text search is ILIKE on a pg_trgm GIN index. No query counts the table.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Count, Lookup, Max, QuerySet
@@ -102,13 +102,9 @@ def log_lines_page(
     filters: LogFilter, *, before: tuple[dt.datetime, int] | None = None, limit: int = 50
 ) -> tuple[list[LogLine], tuple[dt.datetime, int] | None]:
     """Up to ``limit`` lines newest first, older than the cursor ``before`` (ts, id);
-    returns them and the cursor of the next (older) page, or None.
-
-    One query, except for a text search: a trigram search costs in proportion to the
-    partitions it looks into, so it goes day by day, newest first, and stops as soon as
-    the page is full (one catalog query plus one query per day looked into, at most the
-    retention's number of days, whatever the number of rows)."""
-    lines = log_lines(filters).order_by("-ts", "-id")
+    returns them and the cursor of the next (older) page, or None. One query, except for
+    a text search (see ``_search_by_day``)."""
+    lines = log_lines(replace(filters, q="")).order_by("-ts", "-id")
     upper = utc(filters.until)
     if before is not None:
         ts, line_id = to_utc(before[0]), before[1]
@@ -117,7 +113,9 @@ def log_lines_page(
         )
         upper = ts if upper is None else min(upper, ts)
     if filters.q:
-        rows = _by_day(lines, since=utc(filters.since), upper=upper, want=limit + 1)
+        rows = _search_by_day(
+            lines, like_pattern(filters.q), since=utc(filters.since), upper=upper, want=limit + 1
+        )
     else:
         rows = list(lines[: limit + 1])
     if len(rows) > limit:
@@ -126,13 +124,23 @@ def log_lines_page(
     return rows, None
 
 
-def _by_day(
+# A text search first reads this many of the day's newest lines in time order (index on
+# ts) and filters them: a common word fills the page from those. Only a rarer word falls
+# through to the trigram index, which is then the cheaper way.
+SEARCH_PROBE_LINES = 20_000
+
+
+def _search_by_day(
     lines: QuerySet[LogLine],
+    pattern: str,
     *,
     since: dt.datetime | None,
     upper: dt.datetime | None,
     want: int,
 ) -> list[LogLine]:
+    """A text search, day partition by day partition, newest first, stopping as soon as
+    the page is full: its cost follows the days it reads, not the table's size. Per day,
+    at most two queries (the probe, then the trigram index); plus one catalog query."""
     rows: list[LogLine] = []
     for day in sorted(partitions_existing(), reverse=True):
         start, end = day_start(day), day_start(day + dt.timedelta(days=1))
@@ -140,7 +148,19 @@ def _by_day(
             continue
         if since is not None and end <= since:
             break
-        rows += list(lines.filter(ts__gte=start, ts__lt=end)[: want - len(rows)])
+        need = want - len(rows)
+        day_lines = lines.filter(ts__gte=start, ts__lt=end)
+        sql, params = day_lines[:SEARCH_PROBE_LINES].query.sql_with_params()
+        found = list(
+            LogLine.objects.raw(
+                f"SELECT * FROM ({sql}) AS recent WHERE recent.message ILIKE %s "
+                "ORDER BY recent.ts DESC, recent.id DESC LIMIT %s",
+                [*params, pattern, need],
+            )
+        )
+        if len(found) < need:  # not enough among the newest lines: ask the index
+            found = list(day_lines.filter(message__ilike=pattern)[:need])
+        rows += found
         if len(rows) >= want:
             break
     return rows

@@ -180,3 +180,13 @@ def test_a_text_search_goes_day_by_day_newest_first_and_stops_when_the_page_is_f
     since = global_clock.now() - dt.timedelta(hours=30)
     lines, _ = log_lines_page(LogFilter(q="needle", since=since), limit=50)
     assert len(lines) == 6
+
+
+def test_a_rare_word_missed_by_the_probe_is_found_through_the_index(clock, monkeypatch):
+    from apps.logs import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_PROBE_LINES", 3)
+    ingest(1, minutes_ago=10, message="rare needle")
+    ingest(5, message="hay")  # the 3 newest lines of the day hold no needle
+    lines, older = selectors.log_lines_page(selectors.LogFilter(q="needle"), limit=5)
+    assert [line.message for line in lines] == ["rare needle"] and older is None
