@@ -26,7 +26,7 @@ def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
     if principal.service:
         for service in {record.service for record in payload.records}:
             require_service(principal, service)
-    result = log_lines_ingest(records=[record.dict() for record in payload.records])
+    result = log_lines_ingest(records=payload.model_dump()["records"])
     return Status(
         202,
         {"accepted": result.accepted, "stored": result.stored, "dropped": result.dropped_total},
