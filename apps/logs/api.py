@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 from ninja.responses import Status
 
 from apps.accounts.auth import require_service
@@ -33,15 +32,7 @@ def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
     )
 
 
-class LogQuery(Schema):
-    service: str = ""
-    level: str = ""
-    min_level: str = ""
-    logger: str = ""
-    q: str = ""
-    thread_id: str = ""
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+class LogQuery(LogFilter):
     after_id: int | None = None
     limit: int = 100
 
@@ -69,14 +60,12 @@ def search(request: ApiRequest, params: Query[LogQuery]) -> dict[str, Any]:
         require_service(request.auth, service or request.auth.service)
         service = request.auth.service
     filters = LogFilter(
-        service=service,
-        level=params.level.lower(),
-        min_level=params.min_level.lower(),
-        logger=params.logger,
-        q=params.q,
-        thread_id=params.thread_id,
-        since=params.since,
-        until=params.until,
+        **{
+            **params.model_dump(include=set(LogFilter.model_fields)),
+            "service": service,
+            "level": params.level.lower(),
+            "min_level": params.min_level.lower(),
+        }
     )
     limit = max(1, min(params.limit, 1000))
     if params.after_id is not None:

@@ -8,11 +8,12 @@ text search is ILIKE on a pg_trgm GIN index. No query counts the table.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Count, Lookup, Max, QuerySet
 from django.db.models.functions import TruncMinute
+from ninja import Schema
+from pydantic import ConfigDict
 
 from apps.logs.models import LEVELS, LogLine, LogStream
 from apps.logs.partitions import day_start, partitions_existing
@@ -61,8 +62,11 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else to_utc(value)
 
 
-@dataclass(frozen=True)
-class LogFilter:
+class LogFilter(Schema):
+    """What a list of lines is filtered by (also the GET /api/v1/logs query schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
     service: str = ""
     level: str = ""
     min_level: str = ""
@@ -71,10 +75,6 @@ class LogFilter:
     thread_id: str = ""
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, name) for name in self.__dataclass_fields__)
 
 
 def log_lines(filters: LogFilter) -> QuerySet[LogLine]:
@@ -104,7 +104,7 @@ def log_lines_page(
     """Up to ``limit`` lines newest first, older than the cursor ``before`` (ts, id);
     returns them and the cursor of the next (older) page, or None. One query, except for
     a text search (see ``_search_by_day``)."""
-    lines = log_lines(replace(filters, q="")).order_by("-ts", "-id")
+    lines = log_lines(filters.model_copy(update={"q": ""})).order_by("-ts", "-id")
     upper = utc(filters.until)
     if before is not None:
         ts, line_id = to_utc(before[0]), before[1]

@@ -7,6 +7,7 @@ from apps.fleet.models import ScraperInstance, ServiceConfiguration
 from apps.fleet.selectors import ServiceConfig, clear_service_config_cache, service_config
 from apps.fleet.services import fleet_forget_silent
 from coreadmin.redaction import REDACTED
+from tests.fleet.helpers import configure_service
 
 pytestmark = pytest.mark.django_db
 
@@ -133,14 +134,7 @@ def test_service_config_is_cached_for_the_configured_seconds(clock, django_asser
     with django_assert_num_queries(1):
         assert service_config("reddit").batch_size == 500
         assert service_config("reddit").batch_size == 500
-    ServiceConfiguration.objects.create(
-        service="reddit",
-        batch_size=42,
-        max_workers=2,
-        retry_attempts=1,
-        span_sample_rate=1.0,
-        min_log_level="debug",
-    )
+    configure_service(batch_size=42, max_workers=2, span_sample_rate=1.0, min_log_level="debug")
     clock.advance(4.9)
     assert service_config("reddit").batch_size == 500  # written behind the cache's back
     clock.advance(0.2)

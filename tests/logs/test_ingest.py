@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from apps.fleet.models import ServiceConfiguration
 from apps.logs.models import LogLine
 from apps.logs.selectors import drop_counts
+from tests.fleet.helpers import configure_service
 from tests.logs.conftest import record
 
 pytestmark = pytest.mark.django_db
@@ -64,14 +64,7 @@ def test_a_line_without_ts_gets_the_server_time_and_a_future_one_is_clamped(scra
 def test_lines_below_the_services_minimum_level_are_accepted_dropped_and_counted(
     scraper_api, clock
 ):
-    ServiceConfiguration.objects.create(
-        service="reddit",
-        batch_size=1,
-        max_workers=1,
-        retry_attempts=1,
-        span_sample_rate=0.1,
-        min_log_level="warning",
-    )
+    configure_service(min_log_level="warning")
     body = {
         "records": [
             record(level="debug"),

@@ -6,10 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.fleet.models import ServiceConfiguration
 from apps.logs.models import LogLine
 from apps.logs.partitions import partitions_ahead, partitions_existing, retention_apply
 from apps.logs.services import log_lines_ingest
+from tests.fleet.helpers import configure_service
 
 pytestmark = pytest.mark.django_db
 
@@ -19,14 +19,7 @@ START = dt.datetime(2026, 8, 1, 12, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def forty_days_of_lines(clock):
     """One line per level per day, each ingested on its day (the clock moves)."""
-    ServiceConfiguration.objects.create(
-        service="reddit",
-        batch_size=1,
-        max_workers=1,
-        retry_attempts=0,
-        span_sample_rate=0.1,
-        min_log_level="debug",
-    )
+    configure_service(min_log_level="debug")
     for day in range(40):
         clock.freeze(START + dt.timedelta(days=day))
         log_lines_ingest(
