@@ -40,7 +40,11 @@ def heartbeat(request: ApiRequest, payload: HeartbeatIn) -> dict[str, Any]:
 def instances(
     request: ApiRequest, service: str = "", state: str = "", limit: int = 100
 ) -> dict[str, Any]:
-    """Instances newest heartbeat first; ``state`` is ``live`` or ``stale``."""
+    """Instances newest heartbeat first; ``state`` is ``live`` or ``stale``. A key
+    restricted to a service sees only that service's instances."""
+    if request.auth.service:
+        require_service(request.auth, service or request.auth.service)
+        service = request.auth.service
     limit = max(1, min(limit, 1000))
     threshold = stale_threshold()
     rows = list(instance_list(service=service, state=state)[:limit])

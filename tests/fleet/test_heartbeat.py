@@ -215,3 +215,17 @@ def test_the_instance_list_api_marks_live_and_stale(scraper_api, clock):
     assert [(i["instance"], i["live"]) for i in items] == [("b", True), ("a", False)]
     stale = scraper_api.get("/api/v1/fleet/instances", state="stale").json()["items"]
     assert [i["instance"] for i in stale] == ["a"]
+
+
+def test_a_service_restricted_key_lists_only_its_services_instances(make_api_key, clock):
+    from django.test import Client
+
+    from tests.conftest import ApiClient
+
+    reddit = ApiClient(Client(), make_api_key("scraper", service="reddit", name="r"))
+    twitter = ApiClient(Client(), make_api_key("scraper", service="twitter", name="t"))
+    beat(reddit, service="reddit")
+    beat(twitter, service="twitter")
+    items = reddit.get("/api/v1/fleet/instances").json()["items"]
+    assert [i["service"] for i in items] == ["reddit"]
+    assert reddit.get("/api/v1/fleet/instances", service="twitter").status_code == 403
