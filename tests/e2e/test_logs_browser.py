@@ -31,7 +31,7 @@ def line(message: str, **fields):
 
 
 def test_live_tail_inserts_new_lines_at_the_top_and_context_expands(
-    logged_in_page, live_server, console_errors, settings, clean_logs
+    logged_in_page, live_server, console_errors, settings, clean_logs, artifacts
 ):
     settings.LOGS_TAIL_INTERVAL_SECONDS = 1
     log_lines_ingest(records=[line("already there")])
@@ -51,6 +51,7 @@ def test_live_tail_inserts_new_lines_at_the_top_and_context_expands(
     assert page.locator("pre.log-traceback").first.is_visible()
     href = page.locator("#log-rows a[href^='/tracing/threads/']").first.get_attribute("href")
     assert href == "/tracing/threads/thr-7/"
+    page.screenshot(path=str(artifacts / "logs-tail.png"), full_page=True)
     assert console_errors == []
 
 
