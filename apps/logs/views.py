@@ -83,9 +83,11 @@ def _decorate(lines: list[LogLine]) -> list[LogLine]:
 def log_list(request: HtmxHttpRequest) -> HttpResponse:
     filters, raw = filters_from(request.GET)
     before = _cursor(request.GET.get("before", ""))
+    tail = request.GET.get("tail") == "1" and before is None
+    # Read before the page, so a line stored meanwhile is shown by the tail, not lost.
+    after_id = last_line_id() if tail else 0
     lines, older = log_lines_page(filters, before=before, limit=settings.LOGS_PAGE_SIZE)
     query = urlencode({k: v for k, v in raw.items() if v})
-    tail = request.GET.get("tail") == "1" and before is None
     context: dict[str, Any] = {
         "lines": _decorate(lines),
         "raw": raw,
@@ -95,7 +97,7 @@ def log_list(request: HtmxHttpRequest) -> HttpResponse:
         "older": f"{older[0].isoformat()}_{older[1]}" if older else "",
         "paged": before is not None,
         "tail": tail,
-        "after_id": last_line_id() if tail else 0,
+        "after_id": after_id,
         "tail_interval": settings.LOGS_TAIL_INTERVAL_SECONDS,
         "short_query": 0 < len(raw["q"]) < MIN_SEARCH_CHARS,
     }
