@@ -389,4 +389,127 @@ CELERY_BEAT_SCHEDULE["datasets-compact-counts"] = {
     "task": "apps.datasets.tasks.compact_counts",
     "schedule": 300.0,
 }
+
+# --- fleet ---
+# Defaults for a service that has no ServiceConfiguration row (editable in admin).
+FLEET_DEFAULT_BATCH_SIZE = env.integer("FLEET_DEFAULT_BATCH_SIZE", 500, minimum=1)
+FLEET_DEFAULT_RATE_LIMIT_POLICIES: list[str] = (
+    env.items("FLEET_DEFAULT_RATE_LIMIT_POLICIES", [])
+    if env.environ.get("FLEET_DEFAULT_RATE_LIMIT_POLICIES")
+    else []
+)
+FLEET_DEFAULT_MAX_WORKERS = env.integer("FLEET_DEFAULT_MAX_WORKERS", 4, minimum=1)
+FLEET_DEFAULT_RETRY_ATTEMPTS = env.integer("FLEET_DEFAULT_RETRY_ATTEMPTS", 3)
+FLEET_DEFAULT_SPAN_SAMPLE_RATE = env.number("FLEET_DEFAULT_SPAN_SAMPLE_RATE", 0.10)
+FLEET_DEFAULT_MIN_LOG_LEVEL = (
+    env.string("FLEET_DEFAULT_MIN_LOG_LEVEL", "info", optional=True) or "info"
+).lower()
+if FLEET_DEFAULT_SPAN_SAMPLE_RATE > 1.0:
+    env.problems.append("FLEET_DEFAULT_SPAN_SAMPLE_RATE must be between 0 and 1")
+if FLEET_DEFAULT_MIN_LOG_LEVEL not in {"debug", "info", "warning", "error", "critical"}:
+    env.problems.append(
+        "FLEET_DEFAULT_MIN_LOG_LEVEL must be one of debug, info, warning, error, critical"
+    )
+# How long one process trusts its cached copy of a service's configuration: the bound on
+# how stale apps.fleet.selectors.service_config() (and so a heartbeat answer) can be.
+FLEET_CONFIG_CACHE_SECONDS = env.number("FLEET_CONFIG_CACHE_SECONDS", 5.0)
+# An instance whose last heartbeat is older than this is shown as stale.
+FLEET_STALE_SECONDS = env.integer("FLEET_STALE_SECONDS", 90, minimum=1)
+# Instances silent for longer than this are forgotten by the hourly beat task.
+FLEET_FORGET_AFTER_HOURS = env.integer("FLEET_FORGET_AFTER_HOURS", 24, minimum=1)
+FLEET_HEARTBEAT_EXTRA_MAX_BYTES = env.integer("FLEET_HEARTBEAT_EXTRA_MAX_BYTES", 8192, minimum=64)
+CELERY_BEAT_SCHEDULE["fleet-forget-silent"] = {
+    "task": "apps.fleet.tasks.fleet_forget_silent",
+    "schedule": 3600.0,
+}
+# (checked with the logs settings below, so one message names every bad variable)
+
+# --- logs ---
+import re as _re  # noqa: E402
+
+import orjson as _orjson  # noqa: E402
+
+_LOGS_RETENTION_DEFAULT = {"debug": 2, "info": 7, "warning": 14, "error": 30, "critical": 30}
+
+
+def _parse_retention(raw: str) -> dict[str, int]:
+    levels = set(_LOGS_RETENTION_DEFAULT)
+    out = dict(_LOGS_RETENTION_DEFAULT)
+    for part in raw.split(","):
+        name, _, days = part.strip().partition("=")
+        if name.strip().lower() not in levels or not days.strip().isdigit():
+            raise ValueError(f"{part.strip()!r} is not level=days")
+        out[name.strip().lower()] = max(1, int(days))
+    return out
+
+
+# Days kept per level, e.g. "debug=2,info=7,warning=14,error=30,critical=30" (levels not
+# named keep these defaults). Enforced hourly by dropping or trimming day partitions.
+LOGS_RETENTION_DAYS: dict[str, int] = (
+    env._read("LOGS_RETENTION_DAYS", {}, _parse_retention, "level=days pairs")
+    if env.environ.get("LOGS_RETENTION_DAYS")
+    else dict(_LOGS_RETENTION_DEFAULT)
+)
+LOGS_PARTITIONS_AHEAD_DAYS = env.integer("LOGS_PARTITIONS_AHEAD_DAYS", 3, minimum=1)
+LOGS_MAX_BATCH = env.integer("LOGS_MAX_BATCH", 5000, minimum=1)
+LOGS_MAX_MESSAGE_CHARS = env.integer("LOGS_MAX_MESSAGE_CHARS", 16_384, minimum=256)
+# A line stamped further in the future than this is stored at the server's time instead.
+LOGS_MAX_FUTURE_SECONDS = env.integer("LOGS_MAX_FUTURE_SECONDS", 300)
+
+
+# Extra redaction on top of the built-in patterns: a JSON list of regular expressions,
+# and comma-separated key names whose values are always redacted.
+def _parse_patterns(raw: str) -> list[str]:
+    try:
+        patterns = _orjson.loads(raw)
+    except _orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError("not a list of strings")
+    for pattern in patterns:
+        try:
+            _re.compile(pattern)
+        except _re.error as exc:
+            raise ValueError(f"{pattern!r}: {exc}") from exc
+    return patterns
+
+
+LOGS_REDACT_EXTRA_PATTERNS: list[str] = (
+    env._read("LOGS_REDACT_EXTRA_PATTERNS", [], _parse_patterns, "a JSON list of regexes")
+    if env.environ.get("LOGS_REDACT_EXTRA_PATTERNS")
+    else []
+) or []
+LOGS_REDACT_EXTRA_KEYS: list[str] = (
+    env.items("LOGS_REDACT_EXTRA_KEYS", []) if env.environ.get("LOGS_REDACT_EXTRA_KEYS") else []
+)
+# The server's own log lines go to the same store through a bounded in-memory buffer
+# drained by a background thread (never blocks a request; overflow is counted and
+# reported). Off under the test suite, whose tests drive the handler directly.
+LOGS_SHIP_SERVER_LOGS = env.boolean("LOGS_SHIP_SERVER_LOGS", MODE != "test")
+LOGS_SHIP_BUFFER_LINES = env.integer("LOGS_SHIP_BUFFER_LINES", 10_000, minimum=10)
+LOGS_SHIP_BATCH_LINES = env.integer("LOGS_SHIP_BATCH_LINES", 500, minimum=1)
+LOGS_SHIP_INTERVAL_SECONDS = env.number("LOGS_SHIP_INTERVAL_SECONDS", 1.0, minimum=0.05)
+LOGS_SHIP_LEVEL = (env.string("LOGS_SHIP_LEVEL", "INFO", optional=True) or "INFO").upper()
+LOGS_SERVER_SERVICE = env.string("LOGS_SERVER_SERVICE", "coreadmin", optional=True) or "coreadmin"
+LOGS_PAGE_SIZE = env.integer("LOGS_PAGE_SIZE", 50, minimum=10)
+LOGS_TAIL_INTERVAL_SECONDS = env.integer("LOGS_TAIL_INTERVAL_SECONDS", 3, minimum=1)
+CELERY_BEAT_SCHEDULE["logs-maintain-partitions"] = {
+    "task": "apps.logs.tasks.logs_maintain_partitions",
+    "schedule": 3600.0,
+}
+if LOGS_SHIP_SERVER_LOGS:
+    LOGGING["handlers"]["store"] = {
+        "()": "coreadmin.logging.BufferedStoreHandler",
+        "sink": "apps.logs.services.log_lines_store_server",
+        "service": LOGS_SERVER_SERVICE,
+        "capacity": LOGS_SHIP_BUFFER_LINES,
+        "batch_size": LOGS_SHIP_BATCH_LINES,
+        "interval": LOGS_SHIP_INTERVAL_SECONDS,
+        "level": LOGS_SHIP_LEVEL,
+    }
+    LOGGING["root"]["handlers"].append("store")
+
+from coreadmin.redaction import configure_default_redactor  # noqa: E402
+
+configure_default_redactor(LOGS_REDACT_EXTRA_PATTERNS, LOGS_REDACT_EXTRA_KEYS)
 env.raise_if_invalid()

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from apps.fleet import views
+
 app_name = "fleet"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.fleet, name="fleet"),
+]

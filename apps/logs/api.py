@@ -1,3 +1,76 @@
-from ninja import Router
+"""POST /api/v1/logs (ingestion) and GET /api/v1/logs (search), per API.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Query, Router
+from ninja.responses import Status
+
+from apps.accounts.auth import require_service
+from apps.logs.models import LEVEL_NAMES
+from apps.logs.schemas import LogAcceptedOut, LogBatchIn, LogListOut
+from apps.logs.selectors import LogFilter, log_lines, log_lines_after
+from apps.logs.services import log_lines_ingest
+from coreadmin.http import ApiRequest
 
 router = Router(tags=["logs"])
+
+
+@router.post("/logs", response={202: LogAcceptedOut})
+def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
+    """Stores a batch of log lines (redacted first). Lines below the service's
+    min_log_level (fleet configuration) are accepted and dropped; `dropped` counts them."""
+    principal = request.auth
+    if principal.service:
+        for service in {record.service for record in payload.records}:
+            require_service(principal, service)
+    result = log_lines_ingest(records=payload.model_dump()["records"])
+    return Status(
+        202,
+        {"accepted": result.accepted, "stored": result.stored, "dropped": result.dropped_total},
+    )
+
+
+class LogQuery(LogFilter):
+    after_id: int | None = None
+    limit: int = 100
+
+
+def line_out(line: Any) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "ts": line.ts,
+        "level": LEVEL_NAMES.get(line.level, str(line.level)),
+        "logger": line.logger,
+        "message": line.message,
+        "service": line.service,
+        "thread_id": line.thread_id or None,
+        "context": line.context,
+    }
+
+
+@router.get("/logs", response=LogListOut)
+def search(request: ApiRequest, params: Query[LogQuery]) -> dict[str, Any]:
+    """Lines newest first (already redacted). `level` is exact, `min_level` at least;
+    `after_id` returns only lines stored after that id (tailing). A key restricted to a
+    service reads only that service's lines."""
+    service = params.service
+    if request.auth.service:
+        require_service(request.auth, service or request.auth.service)
+        service = request.auth.service
+    filters = LogFilter(
+        **{
+            **params.model_dump(include=set(LogFilter.model_fields)),
+            "service": service,
+            "level": params.level.lower(),
+            "min_level": params.min_level.lower(),
+        }
+    )
+    limit = max(1, min(params.limit, 1000))
+    if params.after_id is not None:
+        rows = log_lines_after(filters, after_id=params.after_id, limit=limit)
+    else:
+        rows = list(log_lines(filters).order_by("-ts", "-id")[:limit])
+    items = [line_out(line) for line in rows]
+    return {"items": items, "count": len(items)}

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from django.conf import settings
+from ninja import Field, Schema
+from pydantic import field_validator
+
+from apps.fleet.schemas import PRINTABLE
+from coreadmin.errors import PayloadTooLarge
+
+LevelName = Literal[
+    "debug",
+    "info",
+    "warning",
+    "error",
+    "critical",
+    "DEBUG",
+    "INFO",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "warn",
+    "WARN",
+    "fatal",
+    "FATAL",
+    "exception",
+    "notset",
+    "trace",
+]
+
+
+class LogRecordIn(Schema):
+    ts: dt.datetime | None = Field(default=None, description="Defaults to the server's time.")
+    level: LevelName = "info"
+    logger: str = Field(default="", max_length=1000)
+    message: str = Field(default="", max_length=1_000_000)
+    service: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
+    thread_id: str | None = Field(default=None, max_length=100)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogBatchIn(Schema):
+    records: list[LogRecordIn]
+
+    @field_validator("records", mode="before")
+    @classmethod
+    def not_too_many(cls, value: Any) -> Any:
+        """Refuses an oversized batch before a single record is validated (413; raised
+        as our error, which pydantic lets through)."""
+        if isinstance(value, list) and len(value) > settings.LOGS_MAX_BATCH:
+            raise PayloadTooLarge(
+                f"At most {settings.LOGS_MAX_BATCH} records per batch; got {len(value)}.",
+                details={"max_records": settings.LOGS_MAX_BATCH, "received": len(value)},
+            )
+        return value
+
+
+class LogAcceptedOut(Schema):
+    accepted: int = Field(description="Lines received (stored + dropped).")
+    stored: int
+    dropped: int = Field(description="Lines below the service's min_log_level or too old.")
+
+
+class LogLineOut(Schema):
+    id: int
+    ts: dt.datetime
+    level: str
+    logger: str
+    message: str
+    service: str
+    thread_id: str | None
+    context: dict[str, Any]
+
+
+class LogListOut(Schema):
+    items: list[LogLineOut]
+    count: int

@@ -1,0 +1,223 @@
+"""Reads of the log store for the API, the logs page and the overview tile.
+
+Every list is keyset-paginated newest first on (ts, id), which each day partition's
+indexes serve directly ((ts, id), (level, ts, id), (service, ts, id), (logger, ts, id));
+text search is ILIKE on a pg_trgm GIN index. No query counts the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Count, Lookup, Max, QuerySet
+from django.db.models.functions import TruncMinute
+from ninja import Schema
+from pydantic import ConfigDict
+
+from apps.logs.models import LEVELS, LogLine, LogStream
+from apps.logs.partitions import day_start, partitions_existing
+from coreadmin.clock import clock
+from coreadmin.redis import connection as redis_connection
+from coreadmin.redis import key as redis_key
+
+DROP_COUNTS_DAYS = 8
+
+
+def drop_counts_key(day: dt.date) -> str:
+    return redis_key("logs", "dropped", f"{day:%Y%m%d}")
+
+
+class ILike(Lookup):
+    """``message__ilike``: plain ILIKE, which the pg_trgm index serves (Django's
+    icontains wraps both sides in UPPER() and so cannot use it)."""
+
+    lookup_name = "ilike"
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+LogLine._meta.get_field("message").register_lookup(ILike)
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime Postgres accepts (any offset, clamped to years 1..9999)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        return (dt.datetime.min if value.year < 5000 else dt.datetime.max).replace(tzinfo=dt.UTC)
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else to_utc(value)
+
+
+class LogFilter(Schema):
+    """What a list of lines is filtered by (also the GET /api/v1/logs query schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str = ""
+    level: str = ""
+    min_level: str = ""
+    logger: str = ""
+    q: str = ""
+    thread_id: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def log_lines(filters: LogFilter) -> QuerySet[LogLine]:
+    lines = LogLine.objects.all()
+    if filters.service:
+        lines = lines.filter(service=filters.service)
+    if filters.level in LEVELS:
+        lines = lines.filter(level=LEVELS[filters.level])
+    if filters.min_level in LEVELS and LEVELS[filters.min_level] > LEVELS["debug"]:
+        lines = lines.filter(level__gte=LEVELS[filters.min_level])
+    if filters.logger:
+        lines = lines.filter(logger=filters.logger)
+    if filters.thread_id:
+        lines = lines.filter(thread_id=filters.thread_id)
+    if filters.q:
+        lines = lines.filter(message__ilike=like_pattern(filters.q))
+    if filters.since:
+        lines = lines.filter(ts__gte=utc(filters.since))
+    if filters.until:
+        lines = lines.filter(ts__lt=utc(filters.until))
+    return lines
+
+
+def log_lines_page(
+    filters: LogFilter, *, before: tuple[dt.datetime, int] | None = None, limit: int = 50
+) -> tuple[list[LogLine], tuple[dt.datetime, int] | None]:
+    """Up to ``limit`` lines newest first, older than the cursor ``before`` (ts, id);
+    returns them and the cursor of the next (older) page, or None. One query, except for
+    a text search (see ``_search_by_day``)."""
+    lines = log_lines(filters.model_copy(update={"q": ""})).order_by("-ts", "-id")
+    upper = utc(filters.until)
+    if before is not None:
+        ts, line_id = to_utc(before[0]), before[1]
+        lines = lines.filter(ts__lte=ts).extra(
+            where=["(logs_logline.ts, logs_logline.id) < (%s, %s)"], params=[ts, line_id]
+        )
+        upper = ts if upper is None else min(upper, ts)
+    if filters.q:
+        rows = _search_by_day(
+            lines, like_pattern(filters.q), since=utc(filters.since), upper=upper, want=limit + 1
+        )
+    else:
+        rows = list(lines[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, (rows[-1].ts, rows[-1].id)
+    return rows, None
+
+
+# A text search first reads this many of the day's newest lines in time order (index on
+# ts) and filters them: a common word fills the page from those. Only a rarer word falls
+# through to the trigram index, which is then the cheaper way.
+SEARCH_PROBE_LINES = 20_000
+
+
+def _search_by_day(
+    lines: QuerySet[LogLine],
+    pattern: str,
+    *,
+    since: dt.datetime | None,
+    upper: dt.datetime | None,
+    want: int,
+) -> list[LogLine]:
+    """A text search, day partition by day partition, newest first, stopping as soon as
+    the page is full: its cost follows the days it reads, not the table's size. Per day,
+    at most two queries (the probe, then the trigram index); plus one catalog query."""
+    rows: list[LogLine] = []
+    for day in sorted(partitions_existing(), reverse=True):
+        start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+        if upper is not None and start > upper:
+            continue
+        if since is not None and end <= since:
+            break
+        need = want - len(rows)
+        day_lines = lines.filter(ts__gte=start, ts__lt=end)
+        sql, params = day_lines[:SEARCH_PROBE_LINES].query.sql_with_params()
+        found = list(
+            LogLine.objects.raw(
+                f"SELECT * FROM ({sql}) AS recent WHERE recent.message ILIKE %s "
+                "ORDER BY recent.ts DESC, recent.id DESC LIMIT %s",
+                [*params, pattern, need],
+            )
+        )
+        if len(found) < need:  # not enough among the newest lines: ask the index
+            found = list(day_lines.filter(message__ilike=pattern)[:need])
+        rows += found
+        if len(rows) >= want:
+            break
+    return rows
+
+
+def log_lines_after(filters: LogFilter, *, after_id: int, limit: int = 200) -> list[LogLine]:
+    """Live tail: lines stored after ``after_id`` (newest first), and nothing older."""
+    return list(log_lines(filters).filter(id__gt=after_id).order_by("-id")[:limit])
+
+
+def last_line_id() -> int:
+    """The newest stored id (the tail starts after it); one index probe per partition."""
+    return LogLine.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+def log_streams() -> dict[str, list[str]]:
+    """Services and loggers seen, for the filters' suggestions."""
+    pairs = list(LogStream.objects.values_list("service", "logger")[:2000])
+    return {
+        "services": sorted({s for s, _ in pairs}),
+        "loggers": sorted({lg for _, lg in pairs if lg}),
+    }
+
+
+def drop_counts(day: dt.date | None = None) -> list[dict[str, Any]]:
+    """Lines accepted and dropped today, by service and reason (from Redis)."""
+    try:
+        raw: dict[bytes, bytes] = redis_connection().hgetall(  # type: ignore[assignment]
+            drop_counts_key(day or clock.now().date())
+        )
+    except Exception:
+        return []
+    counts = []
+    for field, value in raw.items():
+        service, _, reason = field.decode().partition("|")
+        counts.append({"service": service, "reason": reason, "count": int(value)})
+    return sorted(counts, key=lambda c: (-c["count"], c["service"]))
+
+
+def error_rate(*, minutes: int = 30) -> dict[str, Any]:
+    """Error and critical lines per minute over the last ``minutes`` (one query through
+    the (level, ts) index): the overview tile."""
+    now = clock.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    start = now - dt.timedelta(minutes=minutes)
+    rows = (
+        LogLine.objects.filter(level__gte=LEVELS["error"], ts__gte=start, ts__lt=now)
+        .annotate(minute=TruncMinute("ts"))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    per_minute = {row["minute"]: row["n"] for row in rows}
+    series = [per_minute.get(start + dt.timedelta(minutes=i), 0) for i in range(minutes)]
+    last15 = sum(series[-15:])
+    return {
+        "series": series,
+        "per_minute": last15 / 15,
+        "last_15m": last15,
+        "minutes": minutes,
+    }
