@@ -284,3 +284,20 @@ CELERY_BEAT_SCHEDULE["tracing-retention"] = {
     "schedule": 3600.0,
 }
 env.raise_if_invalid()
+
+# --- caching ---
+# Our own caches' counters are written as cache-stats at most this often per process.
+CACHING_PUBLISH_SECONDS = env.number("CACHING_PUBLISH_SECONDS", 60.0, minimum=1.0)
+CACHING_PUBLISH_ENABLED = env.boolean("CACHING_PUBLISH_ENABLED", MODE != "test")
+CACHING_SELF_SERVICE = env.string("CACHING_SELF_SERVICE", "coreadmin", optional=True) or "coreadmin"
+CACHING_RETENTION_DAYS = env.integer("CACHING_RETENTION_DAYS", 14, minimum=1)
+MIDDLEWARE.append("apps.caching.middleware.CacheStatsMiddleware")
+CELERY_BEAT_SCHEDULE["caching-redis-info"] = {
+    "task": "apps.caching.tasks.redis_info_sample",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["caching-retention"] = {
+    "task": "apps.caching.tasks.cache_stats_retention",
+    "schedule": 3600.0,
+}
+env.raise_if_invalid()

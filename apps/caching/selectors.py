@@ -1,0 +1,115 @@
+"""Reads: hit rates per cache and per namespace over a window, and over time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from apps.caching.models import hit_rate
+from coreadmin.clock import clock
+
+WINDOWS = {900: "15 min", 3600: "1 h", 86400: "24 h", 604800: "7 d"}
+DEFAULT_WINDOW_S = 3600
+SERIES_POINTS = 48
+
+
+@dataclass
+class CacheSummary:
+    cache: str
+    hits: int
+    misses: int
+    evictions: int
+    size: int | None = None
+    services: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    series: list[float | None] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float | None:
+        return hit_rate(self.hits, self.misses)
+
+
+def cache_summaries(
+    *, window_s: int = DEFAULT_WINDOW_S, series: bool = False, now: dt.datetime | None = None
+) -> list[CacheSummary]:
+    """Totals per cache over the window (one query), plus, with ``series``, the hit rate in
+    SERIES_POINTS equal slices of the window (one more query)."""
+    now = now or clock.now()
+    start = now - dt.timedelta(seconds=window_s)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cache, sum(hits), sum(misses), sum(evictions), "
+            "(array_agg(size ORDER BY at DESC) FILTER (WHERE size IS NOT NULL))[1], "
+            "array_agg(DISTINCT service), array_agg(DISTINCT namespace) "
+            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY cache ORDER BY cache",
+            [start, now],
+        )
+        out = {
+            row[0]: CacheSummary(
+                cache=row[0],
+                hits=int(row[1]),
+                misses=int(row[2]),
+                evictions=int(row[3]),
+                size=row[4],
+                services=sorted(s for s in row[5] if s),
+                namespaces=sorted(n for n in row[6] if n),
+            )
+            for row in cursor.fetchall()
+        }
+        if series and out:
+            step = window_s / SERIES_POINTS
+            cursor.execute(
+                "SELECT cache, floor(extract(epoch FROM at - %s) / %s)::int AS slot, "
+                "sum(hits), sum(misses) FROM caching_cachestat "
+                "WHERE at > %s AND at <= %s GROUP BY 1, 2",
+                [start, step, start, now],
+            )
+            points: dict[str, dict[int, float | None]] = {}
+            for cache, slot, hits, misses in cursor.fetchall():
+                points.setdefault(cache, {})[min(slot, SERIES_POINTS - 1)] = hit_rate(
+                    int(hits), int(misses)
+                )
+            for name, summary in out.items():
+                slots = points.get(name, {})
+                summary.series = [slots.get(i) for i in range(SERIES_POINTS)]
+    return list(out.values())
+
+
+@dataclass
+class NamespaceSummary:
+    namespace: str
+    caches: int
+    hits: int
+    misses: int
+    evictions: int
+
+    @property
+    def hit_rate(self) -> float | None:
+        return hit_rate(self.hits, self.misses)
+
+
+def namespace_summaries(
+    *, window_s: int = DEFAULT_WINDOW_S, now: dt.datetime | None = None
+) -> list[NamespaceSummary]:
+    now = now or clock.now()
+    start = now - dt.timedelta(seconds=window_s)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT namespace, count(DISTINCT cache), sum(hits), sum(misses), sum(evictions) "
+            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY 1 ORDER BY 1",
+            [start, now],
+        )
+        return [
+            NamespaceSummary(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+            for row in cursor.fetchall()
+        ]
+
+
+def overall_hit_rate(*, window_s: int = DEFAULT_WINDOW_S) -> tuple[float | None, int]:
+    """(hit rate of all caches together, number of caches) over the window."""
+    summaries = cache_summaries(window_s=window_s)
+    hits = sum(s.hits for s in summaries)
+    misses = sum(s.misses for s in summaries)
+    return hit_rate(hits, misses), len(summaries)
