@@ -269,3 +269,9 @@ class TwoTierCache:
 
 
 REGISTRY: dict[str, TwoTierCache] = {}
+
+
+def clear_all_l1() -> None:
+    """Empties every registered cache's L1 (tests, and after a deploy-time data fix)."""
+    for cache in REGISTRY.values():
+        cache.l1.clear()
