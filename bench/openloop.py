@@ -48,8 +48,16 @@ class LabelStats:
 
 
 def _process(
-    host: str, port: int, factory: RequestFactory, rate: float, duration: float,
-    threads: int, start_at: float, offset: int, stride: int, out: Any,
+    host: str,
+    port: int,
+    factory: RequestFactory,
+    rate: float,
+    duration: float,
+    threads: int,
+    start_at: float,
+    offset: int,
+    stride: int,
+    out: Any,
 ) -> None:
     due: queue.Queue[tuple[float, Request] | None] = queue.Queue()
     stats: dict[str, LabelStats] = {}
@@ -102,16 +110,35 @@ def _process(
 
 
 def open_loop(
-    host: str, port: int, factory: RequestFactory, *, rate: float, duration: float,
-    processes: int = 2, threads_per_process: int = 32,
+    host: str,
+    port: int,
+    factory: RequestFactory,
+    *,
+    rate: float,
+    duration: float,
+    processes: int = 2,
+    threads_per_process: int = 32,
 ) -> dict[str, LabelStats]:
     """Sends ``rate`` requests/s for ``duration`` s; returns stats per request label."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 0.5
     procs = [
-        ctx.Process(target=_process, args=(host, port, factory, rate / processes, duration,
-                                           threads_per_process, start_at, p, processes, out))
+        ctx.Process(
+            target=_process,
+            args=(
+                host,
+                port,
+                factory,
+                rate / processes,
+                duration,
+                threads_per_process,
+                start_at,
+                p,
+                processes,
+                out,
+            ),
+        )
         for p in range(processes)
     ]
     for proc in procs:

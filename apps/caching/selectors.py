@@ -34,46 +34,42 @@ class CacheSummary:
 def cache_summaries(
     *, window_s: int = DEFAULT_WINDOW_S, series: bool = False, now: dt.datetime | None = None
 ) -> list[CacheSummary]:
-    """Totals per cache over the window (one query), plus, with ``series``, the hit rate in
-    SERIES_POINTS equal slices of the window (one more query)."""
+    """Totals per cache over the window and, with ``series``, the hit rate in SERIES_POINTS
+    equal slices of it. One query: rows grouped by cache and slice, summed here."""
     now = now or clock.now()
     start = now - dt.timedelta(seconds=window_s)
+    step = window_s / SERIES_POINTS if series else window_s + 1
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT cache, sum(hits), sum(misses), sum(evictions), "
+            "SELECT cache, floor(extract(epoch FROM at - %s) / %s)::int AS slot, "
+            "sum(hits), sum(misses), sum(evictions), max(at), "
             "(array_agg(size ORDER BY at DESC) FILTER (WHERE size IS NOT NULL))[1], "
             "array_agg(DISTINCT service), array_agg(DISTINCT namespace) "
-            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY cache ORDER BY cache",
-            [start, now],
+            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY 1, 2 ORDER BY 1, 2",
+            [start, step, start, now],
         )
-        out = {
-            row[0]: CacheSummary(
-                cache=row[0],
-                hits=int(row[1]),
-                misses=int(row[2]),
-                evictions=int(row[3]),
-                size=row[4],
-                services=sorted(s for s in row[5] if s),
-                namespaces=sorted(n for n in row[6] if n),
-            )
-            for row in cursor.fetchall()
-        }
-        if series and out:
-            step = window_s / SERIES_POINTS
-            cursor.execute(
-                "SELECT cache, floor(extract(epoch FROM at - %s) / %s)::int AS slot, "
-                "sum(hits), sum(misses) FROM caching_cachestat "
-                "WHERE at > %s AND at <= %s GROUP BY 1, 2",
-                [start, step, start, now],
-            )
-            points: dict[str, dict[int, float | None]] = {}
-            for cache, slot, hits, misses in cursor.fetchall():
-                points.setdefault(cache, {})[min(slot, SERIES_POINTS - 1)] = hit_rate(
-                    int(hits), int(misses)
-                )
-            for name, summary in out.items():
-                slots = points.get(name, {})
-                summary.series = [slots.get(i) for i in range(SERIES_POINTS)]
+        rows = cursor.fetchall()
+    out: dict[str, CacheSummary] = {}
+    latest: dict[str, dt.datetime] = {}
+    slots: dict[tuple[str, int], tuple[int, int]] = {}
+    for cache, slot, hits, misses, evictions, last_at, size, services, namespaces in rows:
+        summary = out.get(cache)
+        if summary is None:
+            summary = out[cache] = CacheSummary(cache=cache, hits=0, misses=0, evictions=0)
+            if series:
+                summary.series = [None] * SERIES_POINTS
+        summary.hits += int(hits)
+        summary.misses += int(misses)
+        summary.evictions += int(evictions)
+        if size is not None and (cache not in latest or last_at > latest[cache]):
+            summary.size, latest[cache] = size, last_at
+        summary.services = sorted({*summary.services, *(s for s in services if s)})
+        summary.namespaces = sorted({*summary.namespaces, *(n for n in namespaces if n)})
+        if series:  # the last instant of the window falls in the last slice
+            index = min(slot, SERIES_POINTS - 1)
+            before = slots.get((cache, index), (0, 0))
+            slots[(cache, index)] = (before[0] + int(hits), before[1] + int(misses))
+            summary.series[index] = hit_rate(*slots[(cache, index)])
     return list(out.values())
 
 

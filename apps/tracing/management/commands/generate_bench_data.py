@@ -1,0 +1,148 @@
+"""Bench and demo data: spans (raw rows and their sketches) and cache-stats intervals.
+
+    python manage.py generate_bench_data --spans 10000000 --hours 24
+    python manage.py generate_bench_data --spans 20000 --hours 2 --cache-days 1   # a demo
+
+Spans are generated inside Postgres (generate_series, lognormal durations by Box-Muller),
+one thread = one pass through the stage tree below, threads evenly spread over the last
+``--hours``; then the minute and hour sketches are rebuilt from those rows, hour by hour,
+with the same mapping the ingestion path uses. ``--if-empty`` does nothing when spans
+are already there (benchmarks reuse their data between runs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+
+from apps.tracing.services import span_partitions_ensure, sketches_rebuild
+from coreadmin.clock import clock
+
+# stage, parent, median ms, sigma (lognormal), error share
+STAGES = [
+    ("1_SCRAPE", "", 400.0, 0.6, 0.002),
+    ("1.1_RATE_LIMIT", "1_SCRAPE", 0.8, 0.4, 0.0),
+    ("2_FETCH", "1_SCRAPE", 250.0, 0.7, 0.01),
+    ("2.1_L1_CACHE_LOOKUP", "2_FETCH", 0.05, 0.5, 0.0),
+    ("2.2_L2_CACHE_LOOKUP", "2_FETCH", 1.2, 0.5, 0.001),
+    ("2.3_PROXY_LEASE", "2_FETCH", 4.0, 0.6, 0.005),
+    ("2.4_HTTP_GET", "2_FETCH", 220.0, 0.8, 0.03),
+    ("3_PARSE", "1_SCRAPE", 35.0, 0.5, 0.004),
+    ("3.1_EXTRACT", "3_PARSE", 20.0, 0.5, 0.0),
+    ("4_WRITE", "1_SCRAPE", 15.0, 0.9, 0.002),
+    ("4.1_VALIDATE", "4_WRITE", 2.0, 0.4, 0.01),
+    ("4.2_UPSERT", "4_WRITE", 10.0, 1.0, 0.002),
+]
+
+
+class Command(BaseCommand):
+    help = "Generates spans (raw + sketches) and cache-stats for benchmarks and demos."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--spans", type=int, default=100_000)
+        parser.add_argument("--hours", type=float, default=24.0)
+        parser.add_argument("--services", type=int, default=3)
+        parser.add_argument("--cache-days", type=float, default=7.0)
+        parser.add_argument("--caches", type=int, default=8)
+        parser.add_argument("--if-empty", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_empty"] and self._has_spans():
+            self.stdout.write("spans already present; nothing generated")
+            return
+        now = clock.now().replace(microsecond=0)
+        if options["spans"]:
+            self._spans(now, options["spans"], options["hours"], options["services"])
+        if options["caches"] and options["cache_days"]:
+            self._cache_stats(now, options["caches"], options["cache_days"])
+
+    def _has_spans(self) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM tracing_stagehour)")
+            return bool(cursor.fetchone()[0])
+
+    def _spans(self, now: dt.datetime, total: int, hours: float, services: int) -> None:
+        start = now - dt.timedelta(hours=hours)
+        span_partitions_ensure(
+            days={(start + dt.timedelta(days=d)).date() for d in range(int(hours // 24) + 2)}
+        )
+        n_stages = len(STAGES)
+        threads = max(total // n_stages, 1)
+        columns = list(zip(*STAGES, strict=True))
+        started = time.monotonic()
+        chunk = 500_000 // n_stages  # threads per INSERT, so progress shows and WAL stays sane
+        for first in range(0, threads, chunk):
+            last = min(first + chunk, threads)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    WITH s AS (
+                        SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[],
+                                             %s::float8[], %s::float8[], %s::int[])
+                               AS s(stage, parent, median, sigma, err, pos)
+                    )
+                    INSERT INTO tracing_span (started_at, thread_id, stage, name, parent_stage,
+                                              service, duration_ms, status)
+                    SELECT %s::timestamptz + make_interval(secs => t * %s + s.pos * 0.05),
+                           'bench-' || t, s.stage, lower(s.stage), s.parent,
+                           'svc' || (t %% %s),
+                           s.median * exp(s.sigma * sqrt(-2 * ln(1 - random()))
+                                          * cos(2 * pi() * random())),
+                           CASE WHEN random() < s.err THEN 'error' ELSE 'ok' END
+                    FROM generate_series(%s, %s) AS t CROSS JOIN s
+                    """,
+                    [
+                        list(columns[0]),
+                        list(columns[1]),
+                        list(columns[2]),
+                        list(columns[3]),
+                        list(columns[4]),
+                        list(range(n_stages)),
+                        start,
+                        hours * 3600 / threads,
+                        services,
+                        first,
+                        last - 1,
+                    ],
+                )
+            self.stdout.write(
+                f"  spans: {last * n_stages:,} of {threads * n_stages:,} "
+                f"({time.monotonic() - started:.0f} s)"
+            )
+        rows = 0
+        hour = start.replace(minute=0, second=0)
+        while hour < now:
+            rows += sketches_rebuild(since=hour, until=hour + dt.timedelta(hours=1))
+            hour += dt.timedelta(hours=1)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE tracing_span")
+            cursor.execute("ANALYZE tracing_stageminute")
+            cursor.execute("ANALYZE tracing_stagehour")
+        self.stdout.write(
+            f"spans: {threads * n_stages:,} raw rows over {hours:g} h, {rows:,} sketch rows, "
+            f"{time.monotonic() - started:.0f} s"
+        )
+
+    def _cache_stats(self, now: dt.datetime, caches: int, days: float) -> None:
+        """One interval a minute per cache; hit rates drift per cache over the day."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO caching_cachestat (at, cache, service, namespace, source, hits,
+                                               misses, evictions, size, interval_s)
+                SELECT %s::timestamptz - make_interval(mins => m),
+                       'svc' || (c %% 3) || CASE WHEN c < 3 THEN '-l1' ELSE '-l2-' || c END,
+                       'svc' || (c %% 3), 'svc' || (c %% 3), 'client',
+                       h, miss, (random() * 3)::int, 1000 + c * 100, 60
+                FROM generate_series(0, %s) AS c,
+                     generate_series(0, %s) AS m,
+                     LATERAL (SELECT (600 * (0.55 + 0.4 * sin(m / 180.0 + c)))::int AS h,
+                                     (600 * (0.45 - 0.4 * sin(m / 180.0 + c)))::int AS miss) x
+                """,
+                [now, caches - 1, int(days * 1440)],
+            )
+            self.stdout.write(f"cache stats: {cursor.rowcount:,} intervals for {caches} caches")

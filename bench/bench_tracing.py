@@ -1,0 +1,153 @@
+"""Execution tracker at volume: the stages query through our sketches next to Postgres
+percentile_cont over the raw rows (same run, same window), the sketches' measured
+relative error, and the server time of every tracing/caching/overview page.
+
+Data: ``generate_bench_data --spans $BENCH_TRACING_SPANS`` (default 10 million) in the
+bench database, generated once and reused by later runs (``--if-empty``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.harness import bench_server
+
+SPANS = int(os.environ.get("BENCH_TRACING_SPANS", "10000000"))
+RUNS = int(os.environ.get("BENCH_TRACING_RUNS", "15"))
+RAW_RUNS = int(os.environ.get("BENCH_TRACING_RAW_RUNS", "3"))
+WINDOW_S = 86400
+
+
+def _timed(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), result
+
+
+class Browser:
+    """A logged-in operator over one keep-alive connection (cookies by hand)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=120)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Referer"] = f"http://{self.conn.host}:{self.conn.port}/login/"
+            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode()
+        for name, value in response.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+        return response.status, text
+
+    def login(self, username: str, password: str) -> None:
+        _status, page = self.request("GET", "/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token, "no CSRF token on the login page"
+        form = f"csrfmiddlewaretoken={token.group(1)}&username={username}&password={password}"
+        status, _ = self.request("POST", "/login/", form)
+        assert status == 302, f"login failed: {status}"
+
+
+def main() -> None:
+    with bench_server(workers=2) as server:
+        started = time.monotonic()
+        out = server.manage(
+            "generate_bench_data", "--spans", str(SPANS), "--hours", "24", "--if-empty"
+        )
+        print(out.strip().splitlines()[-1], f"(data step {time.monotonic() - started:.0f} s)")
+        key = server.api_key("admin")
+        dsn = server.env["DATABASE_URL"]
+        with psycopg.connect(dsn) as db:
+            raw_rows = db.execute("SELECT count(*) FROM tracing_span").fetchone()[0]
+            sketch_rows = db.execute("SELECT count(*) FROM tracing_stagehour").fetchone()[0]
+        print(f"raw spans stored: {raw_rows:,}; hour sketch rows: {sketch_rows:,}")
+
+        path = f"/api/v1/tracing/stages?window_s={WINDOW_S}"
+        server.request("GET", path, key=key)  # warm
+        sketch_ms, (_status, body) = _timed(lambda: server.request("GET", path, key=key), RUNS)
+        items = {item["stage"]: item for item in body["items"]}  # type: ignore[index]
+        # The sketches' 24 h window starts at the top of the hour 24 h ago; use that here.
+        with psycopg.connect(dsn) as db:
+            start = db.execute("SELECT date_trunc('hour', now() - interval '24 hours')").fetchone()[
+                0
+            ]
+            exact_sql = (
+                "SELECT stage, count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) "
+                "WITHIN GROUP (ORDER BY duration_ms), percentile_disc(ARRAY[0.5, 0.95, 0.99]) "
+                "WITHIN GROUP (ORDER BY duration_ms) FROM tracing_span "
+                "WHERE started_at >= %s GROUP BY stage"
+            )
+            raw_ms, rows = _timed(lambda: db.execute(exact_sql, [start]).fetchall(), RAW_RUNS)
+        errors_cont, errors_disc = [], []
+        for stage, count, cont, disc in rows:  # type: ignore[union-attr]
+            ours = items.get(stage)
+            if ours is None:
+                continue
+            estimates = (ours["p50_ms"], ours["p95_ms"], ours["p99_ms"])
+            errors_cont += [abs(e - x) / x for e, x in zip(estimates, cont, strict=True)]
+            errors_disc += [abs(e - x) / x for e, x in zip(estimates, disc, strict=True)]
+            assert ours["count"] == count, (stage, ours["count"], count)
+        print(
+            f"stages query, 24 h window, {len(items)} stages: sketches (HTTP, gunicorn) "
+            f"median {sketch_ms:.1f} ms of {RUNS}; percentile_cont over raw rows (SQL only) "
+            f"median {raw_ms:.0f} ms of {RAW_RUNS}; ratio {raw_ms / sketch_ms:.0f}x "
+            f"(targets: < 50 ms, >= 50x) -> "
+            f"{'meets' if sketch_ms < 50 and raw_ms / sketch_ms >= 50 else 'MISSES'}"
+        )
+        print(
+            f"relative error of p50/p95/p99 vs percentile_cont: max {max(errors_cont):.3%}, "
+            f"median {statistics.median(errors_cont):.3%}; vs percentile_disc: max "
+            f"{max(errors_disc):.3%} (guarantee 1% vs the order statistic)"
+        )
+        _pages(server)
+
+
+def _pages(server) -> None:
+    password = "bench-" + os.urandom(6).hex()
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
+        script.write(
+            "from django.contrib.auth.models import User\n"
+            "u = User.objects.filter(username='bench-op').first() or "
+            "User(username='bench-op', is_superuser=True, is_staff=True)\n"
+            f"u.set_password({password!r}); u.save()\n"
+        )
+    server.manage("shell", "-c", Path(script.name).read_text())
+    os.unlink(script.name)
+    browser = Browser(server.host, server.port)
+    browser.login("bench-op", password)
+    pages = [
+        "/",
+        "/tiles/slowest-stages/",
+        "/tiles/cache-hit-rate/",
+        "/tracing/?window_s=900",
+        "/tracing/?window_s=3600",
+        "/tracing/?window_s=86400",
+        "/tracing/?window_s=604800",
+        "/tracing/threads/bench-12345/",
+        "/caches/?window_s=3600",
+        "/caches/?window_s=86400",
+        "/caches/?window_s=604800",
+    ]
+    for page in pages:
+        status, _ = browser.request("GET", page)  # warm
+        ms, _ = _timed(lambda page=page: browser.request("GET", page), 9)
+        verdict = "meets" if ms < 150 and status == 200 else "MISSES"
+        print(f"page {page:<34} {status}  median {ms:6.1f} ms of 9 (target < 150 ms) -> {verdict}")
