@@ -52,7 +52,7 @@ def main() -> None:
 
     keys = [f"key-{i}" for i in range(1000)]
     ours = LruTtl(maxsize=2048, ttl=300)
-    theirs = cachetools.TTLCache(maxsize=2048, ttl=300)
+    theirs: cachetools.TTLCache = cachetools.TTLCache(maxsize=2048, ttl=300)
     lock = threading.Lock()
     for k in keys:
         ours.set(k, k)
@@ -95,7 +95,7 @@ def main() -> None:
     )
 
     small = LruTtl(maxsize=100, ttl=300)
-    small_theirs = cachetools.TTLCache(maxsize=100, ttl=300)
+    small_theirs: cachetools.TTLCache = cachetools.TTLCache(maxsize=100, ttl=300)
 
     def ours_evict(n: int) -> None:
         for i in range(n):

@@ -14,7 +14,10 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,7 +29,7 @@ RAW_RUNS = int(os.environ.get("BENCH_TRACING_RAW_RUNS", "3"))
 WINDOW_S = 86400
 
 
-def _timed(fn, runs: int) -> tuple[float, object]:
+def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     times, result = [], None
     for _ in range(runs):
         started = time.perf_counter()
@@ -66,6 +69,11 @@ class Browser:
         assert status == 302, f"login failed: {status}"
 
 
+def _one(db: Any, sql: str) -> Any:
+    row = db.execute(sql).fetchone()
+    return row[0] if row else None
+
+
 def main() -> None:
     with bench_server(workers=2) as server:
         started = time.monotonic()
@@ -76,19 +84,17 @@ def main() -> None:
         key = server.api_key("admin")
         dsn = server.env["DATABASE_URL"]
         with psycopg.connect(dsn) as db:
-            raw_rows = db.execute("SELECT count(*) FROM tracing_span").fetchone()[0]
-            sketch_rows = db.execute("SELECT count(*) FROM tracing_stagehour").fetchone()[0]
+            raw_rows = _one(db, "SELECT count(*) FROM tracing_span")
+            sketch_rows = _one(db, "SELECT count(*) FROM tracing_stagehour")
         print(f"raw spans stored: {raw_rows:,}; hour sketch rows: {sketch_rows:,}")
 
         path = f"/api/v1/tracing/stages?window_s={WINDOW_S}"
         server.request("GET", path, key=key)  # warm
         sketch_ms, (_status, body) = _timed(lambda: server.request("GET", path, key=key), RUNS)
-        items = {item["stage"]: item for item in body["items"]}  # type: ignore[index]
+        items = {item["stage"]: item for item in body["items"]}
         # The sketches' 24 h window starts at the top of the hour 24 h ago; use that here.
         with psycopg.connect(dsn) as db:
-            start = db.execute("SELECT date_trunc('hour', now() - interval '24 hours')").fetchone()[
-                0
-            ]
+            start = _one(db, "SELECT date_trunc('hour', now() - interval '24 hours')")
             exact_sql = (
                 "SELECT stage, count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) "
                 "WITHIN GROUP (ORDER BY duration_ms), percentile_disc(ARRAY[0.5, 0.95, 0.99]) "
@@ -97,7 +103,7 @@ def main() -> None:
             )
             raw_ms, rows = _timed(lambda: db.execute(exact_sql, [start]).fetchall(), RAW_RUNS)
         errors_cont, errors_disc = [], []
-        for stage, count, cont, disc in rows:  # type: ignore[union-attr]
+        for stage, count, cont, disc in rows:
             ours = items.get(stage)
             if ours is None:
                 continue
@@ -120,7 +126,7 @@ def main() -> None:
         _pages(server)
 
 
-def _pages(server) -> None:
+def _pages(server: Any) -> None:
     password = "bench-" + os.urandom(6).hex()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
         script.write(
@@ -148,6 +154,6 @@ def _pages(server) -> None:
     ]
     for page in pages:
         status, _ = browser.request("GET", page)  # warm
-        ms, _ = _timed(lambda page=page: browser.request("GET", page), 9)
+        ms, _ = _timed(partial(browser.request, "GET", page), 9)
         verdict = "meets" if ms < 150 and status == 200 else "MISSES"
         print(f"page {page:<34} {status}  median {ms:6.1f} ms of 9 (target < 150 ms) -> {verdict}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -107,7 +108,7 @@ def info_delta(previous: InfoCounters | None, current: InfoCounters) -> InfoCoun
 
 
 def read_redis_info() -> InfoCounters:
-    info = connection().info()
+    info: dict[str, Any] = connection().info()  # type: ignore[assignment]
     return InfoCounters(
         run_id=str(info.get("run_id", "")),
         hits=int(info.get("keyspace_hits", 0)),

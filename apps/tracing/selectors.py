@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
 
@@ -77,7 +78,7 @@ def stage_stats(
         f"SELECT bucket, service, stage, parent_stage, {STORED_COLUMNS} FROM {table} "
         f"WHERE bucket >= %s AND bucket <= %s"
     )
-    params: list[object] = [start, now]
+    params: list[Any] = [start, now]
     if service:
         sql += " AND service = %s"
         params.append(service)

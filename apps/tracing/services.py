@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -208,7 +209,7 @@ def merge_into(
     keys = sorted(sketches)
     with connection.cursor() as cursor:
         values = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
-        params: list[object] = []
+        params: list[Any] = []
         for key in keys:
             params.extend([*key, sketches[key][0]])
         cursor.execute(

@@ -81,3 +81,9 @@ def test_the_overview_shows_both_tiles_and_survives_a_failing_one(operator_clien
     assert 'id="tile-broken"' in response.content.decode()
     assert "Unavailable right now" in response.content.decode()
     assert operator_client.get("/tiles/broken/").status_code == 200
+
+
+def test_the_admin_lists_cache_stats_and_stage_sketches(admin_client, clock):
+    _stats(clock)
+    assert "svc0-l1" in admin_client.get("/admin/caching/cachestat/").content.decode()
+    assert admin_client.get("/admin/tracing/stagehour/").status_code == 200

@@ -19,7 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from apps.tracing.services import span_partitions_ensure, sketches_rebuild
+from apps.tracing.services import sketches_rebuild, span_partitions_ensure
 from coreadmin.clock import clock
 
 # stage, parent, median ms, sigma (lognormal), error share
