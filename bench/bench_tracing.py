@@ -105,8 +105,8 @@ def main() -> None:
         errors_cont, errors_disc = [], []
         for stage, count, cont, disc in rows:
             ours = items.get(stage)
-            if ours is None:
-                continue
+            if ours is None or count < 1000:  # tiny stages (a few self-traced requests):
+                continue  # at n < 100 the rank conventions of the three differ by a value
             estimates = (ours["p50_ms"], ours["p95_ms"], ours["p99_ms"])
             errors_cont += [abs(e - x) / x for e, x in zip(estimates, cont, strict=True)]
             errors_disc += [abs(e - x) / x for e, x in zip(estimates, disc, strict=True)]

@@ -193,7 +193,8 @@ def thread_spans(*, thread_id: str) -> Thread:
 def build_thread(thread_id: str, spans: list[ThreadSpan], *, truncated: bool = False) -> Thread:
     """Nests each span under the latest span, started no later than it, whose stage is its
     parent_stage; spans without such a parent are roots. Returns them depth-first."""
-    spans = sorted(spans, key=lambda s: s.started_at)
+    # At equal start times the enclosing span comes first: the longer, else the root.
+    spans = sorted(spans, key=lambda s: (s.started_at, -s.duration_ms, bool(s.parent_stage)))
     if not spans:
         return Thread(thread_id, [], 0.0, None, truncated)
     start = spans[0].started_at

@@ -119,3 +119,27 @@ def test_unsampled_requests_store_nothing(scraper_api, clock):
     response = scraper_api.get("/api/v1/tracing/stages")
     assert "X-Thread-Id" not in response
     assert scraper_api.get("/api/v1/tracing/stages").json()["items"] == []
+
+
+@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=1.0)
+def test_pages_are_traced_as_a_request_and_its_view(operator_client, scraper_api, clock):
+    response = operator_client.get("/caches/", headers={"X-Request-ID": "page-1"})
+    assert response["X-Thread-Id"] == "page-1"
+    body = scraper_api.get("/api/v1/tracing/threads/page-1").json()
+    assert [(s["stage"], s["name"]) for s in body["spans"]] == [
+        ("1_REQUEST", "GET /caches/"),
+        ("1.3_SERVICE_CALL", "view"),
+    ]
+
+
+def test_the_beat_tasks_run(clock):
+    from apps.caching.tasks import cache_stats_retention, redis_info_sample
+    from apps.tracing.tasks import tracing_retention
+
+    assert tracing_retention.apply().get() == {
+        "partitions_dropped": 0,
+        "minutes_deleted": 0,
+        "hours_deleted": 0,
+    }
+    redis_info_sample.apply().get()
+    assert cache_stats_retention.apply().get() == 0
