@@ -34,6 +34,27 @@ class CacheStat(models.Model):
         return hit_rate(self.hits, self.misses)
 
 
+class CacheStatHour(models.Model):
+    """CacheStat rows summed per cache and hour (counters add, so this is exact); windows
+    longer than 6 h read these instead of every interval."""
+
+    bucket = models.DateTimeField()
+    cache = models.CharField(max_length=200)
+    service = models.CharField(max_length=100, blank=True)
+    namespace = models.CharField(max_length=200, blank=True)
+    hits = models.BigIntegerField(default=0)
+    misses = models.BigIntegerField(default=0)
+    evictions = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "cache"], name="caching_stathour_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cache} @ {self.bucket:%Y-%m-%d %H:00}"
+
+
 class RedisInfoSample(models.Model):
     """The raw cumulative counters of Redis INFO at one moment; deltas between samples
     become CacheStat rows (cache "redis")."""

@@ -13,6 +13,7 @@ from coreadmin.clock import clock
 WINDOWS = {900: "15 min", 3600: "1 h", 86400: "24 h", 604800: "7 d"}
 DEFAULT_WINDOW_S = 3600
 SERIES_POINTS = 48
+HOURLY_AFTER_S = 6 * 3600
 
 
 @dataclass
@@ -31,40 +32,54 @@ class CacheSummary:
         return hit_rate(self.hits, self.misses)
 
 
+def _source(window_s: int, now: dt.datetime) -> tuple[str, str, dt.datetime]:
+    """(table, time column, start): intervals for windows up to 6 h, hourly rollups (from
+    the top of the first hour) for longer ones."""
+    start = now - dt.timedelta(seconds=window_s)
+    if window_s <= HOURLY_AFTER_S:
+        return "caching_cachestat", "at", start
+    return "caching_cachestathour", "bucket", start.replace(minute=0, second=0, microsecond=0)
+
+
 def cache_summaries(
     *, window_s: int = DEFAULT_WINDOW_S, series: bool = False, now: dt.datetime | None = None
 ) -> list[CacheSummary]:
     """Totals per cache over the window and, with ``series``, the hit rate in SERIES_POINTS
-    equal slices of it. One query: rows grouped by cache and slice, summed here."""
+    equal slices of it: one query grouped by cache and slice, one for the latest sizes."""
     now = now or clock.now()
-    start = now - dt.timedelta(seconds=window_s)
-    step = window_s / SERIES_POINTS if series else window_s + 1
+    table, column, start = _source(window_s, now)
+    step = max((now - start).total_seconds(), 1.0) / SERIES_POINTS if series else 10.0**9
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT cache, floor(extract(epoch FROM at - %s) / %s)::int AS slot, "
-            "sum(hits), sum(misses), sum(evictions), max(at), "
-            "(array_agg(size ORDER BY at DESC) FILTER (WHERE size IS NOT NULL))[1], "
-            "array_agg(DISTINCT service), array_agg(DISTINCT namespace) "
-            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY 1, 2 ORDER BY 1, 2",
+            f"SELECT cache, floor(extract(epoch FROM {column} - %s) / %s)::int AS slot, "
+            f"sum(hits), sum(misses), sum(evictions), max(service), max(namespace) "
+            f"FROM {table} WHERE {column} >= %s AND {column} <= %s GROUP BY 1, 2 ORDER BY 1, 2",
             [start, step, start, now],
         )
         rows = cursor.fetchall()
+        names = sorted({row[0] for row in rows})
+        cursor.execute(
+            "SELECT c.cache, (SELECT size FROM caching_cachestat s WHERE s.cache = c.cache "
+            "AND s.at <= %s AND s.size IS NOT NULL ORDER BY s.at DESC LIMIT 1) "
+            "FROM unnest(%s::text[]) AS c(cache)",
+            [now, names],
+        )
+        sizes = dict(cursor.fetchall())
     out: dict[str, CacheSummary] = {}
-    latest: dict[str, dt.datetime] = {}
     slots: dict[tuple[str, int], tuple[int, int]] = {}
-    for cache, slot, hits, misses, evictions, last_at, size, services, namespaces in rows:
+    for cache, slot, hits, misses, evictions, service, namespace in rows:
         summary = out.get(cache)
         if summary is None:
-            summary = out[cache] = CacheSummary(cache=cache, hits=0, misses=0, evictions=0)
+            summary = out[cache] = CacheSummary(
+                cache=cache, hits=0, misses=0, evictions=0, size=sizes.get(cache)
+            )
             if series:
                 summary.series = [None] * SERIES_POINTS
         summary.hits += int(hits)
         summary.misses += int(misses)
         summary.evictions += int(evictions)
-        if size is not None and (cache not in latest or last_at > latest[cache]):
-            summary.size, latest[cache] = size, last_at
-        summary.services = sorted({*summary.services, *(s for s in services if s)})
-        summary.namespaces = sorted({*summary.namespaces, *(n for n in namespaces if n)})
+        summary.services = sorted({*summary.services, service} - {""})
+        summary.namespaces = sorted({*summary.namespaces, namespace} - {""})
         if series:  # the last instant of the window falls in the last slice
             index = min(slot, SERIES_POINTS - 1)
             before = slots.get((cache, index), (0, 0))
@@ -90,11 +105,11 @@ def namespace_summaries(
     *, window_s: int = DEFAULT_WINDOW_S, now: dt.datetime | None = None
 ) -> list[NamespaceSummary]:
     now = now or clock.now()
-    start = now - dt.timedelta(seconds=window_s)
+    table, column, start = _source(window_s, now)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT namespace, count(DISTINCT cache), sum(hits), sum(misses), sum(evictions) "
-            "FROM caching_cachestat WHERE at > %s AND at <= %s GROUP BY 1 ORDER BY 1",
+            f"SELECT namespace, count(DISTINCT cache), sum(hits), sum(misses), sum(evictions) "
+            f"FROM {table} WHERE {column} >= %s AND {column} <= %s GROUP BY 1 ORDER BY 1",
             [start, now],
         )
         return [

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.caching.cache import REGISTRY
-from apps.caching.models import CacheStat, RedisInfoSample
+from apps.caching.models import CacheStat, CacheStatHour, RedisInfoSample
 from coreadmin.clock import clock
-from coreadmin.redis import connection
+from coreadmin.redis import connection as redis_connection
 
 
 def cache_stat_record(
@@ -28,7 +28,7 @@ def cache_stat_record(
     source: str = CacheStat.Source.CLIENT,
     at: dt.datetime | None = None,
 ) -> CacheStat:
-    return CacheStat.objects.create(
+    row = CacheStat(
         at=at or clock.now(),
         cache=cache,
         service=service,
@@ -40,6 +40,56 @@ def cache_stat_record(
         size=size,
         interval_s=interval_s,
     )
+    cache_stats_store(rows=[row])
+    return row
+
+
+ROLLUP_SQL = (
+    "INSERT INTO caching_cachestathour AS h (bucket, cache, service, namespace, hits, misses, "
+    "evictions) {source} "
+    "ON CONFLICT (bucket, cache) DO UPDATE SET hits = h.hits + excluded.hits, "
+    "misses = h.misses + excluded.misses, evictions = h.evictions + excluded.evictions, "
+    "service = excluded.service, namespace = excluded.namespace"
+)
+
+
+@transaction.atomic
+def cache_stats_store(*, rows: list[CacheStat]) -> None:
+    """Inserts interval rows and adds them to their hourly rollups (sorted, so concurrent
+    writers lock rollup rows in one order)."""
+    CacheStat.objects.bulk_create(rows)
+    hours: dict[tuple[dt.datetime, str], list] = {}
+    for r in rows:
+        key = (r.at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0), r.cache)
+        entry = hours.setdefault(key, [r.service, r.namespace, 0, 0, 0])
+        entry[0], entry[1] = r.service, r.namespace
+        entry[2] += r.hits
+        entry[3] += r.misses
+        entry[4] += r.evictions
+    if not hours:
+        return
+    keys = sorted(hours)
+    values = ", ".join(
+        ["(%s::timestamptz, %s, %s, %s, %s::bigint, %s::bigint, %s::bigint)"] * len(keys)
+    )
+    params = [p for k in keys for p in (*k, *hours[k])]
+    with connection.cursor() as cursor:
+        cursor.execute(ROLLUP_SQL.format(source=f"VALUES {values}"), params)
+
+
+def cache_stats_rollup_rebuild(*, since: dt.datetime) -> None:
+    """Recomputes hourly rollups from interval rows at or after ``since`` (bench data)."""
+    since = since.replace(minute=0, second=0, microsecond=0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM caching_cachestathour WHERE bucket >= %s", [since])
+        cursor.execute(
+            ROLLUP_SQL.format(
+                source="SELECT date_trunc('hour', at), cache, max(service), max(namespace), "
+                "sum(hits), sum(misses), sum(evictions) FROM caching_cachestat "
+                "WHERE at >= %s GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
+            [since],
+        )
 
 
 _last_publish = [0.0]
@@ -73,7 +123,7 @@ def own_stats_publish(*, force: bool = False) -> int:
                     interval_s=elapsed,
                 )
             )
-    CacheStat.objects.bulk_create(rows)
+    cache_stats_store(rows=rows)
     return len(rows)
 
 
@@ -108,7 +158,7 @@ def info_delta(previous: InfoCounters | None, current: InfoCounters) -> InfoCoun
 
 
 def read_redis_info() -> InfoCounters:
-    info: dict[str, Any] = connection().info()  # type: ignore[assignment]
+    info: dict[str, Any] = redis_connection().info()  # type: ignore[assignment]
     return InfoCounters(
         run_id=str(info.get("run_id", "")),
         hits=int(info.get("keyspace_hits", 0)),
@@ -156,4 +206,5 @@ def redis_info_sample(*, counters: InfoCounters | None = None) -> CacheStat | No
 def cache_stats_retention(*, now: dt.datetime | None = None) -> int:
     cutoff = (now or clock.now()) - dt.timedelta(days=settings.CACHING_RETENTION_DAYS)
     deleted, _ = CacheStat.objects.filter(at__lt=cutoff).delete()
+    CacheStatHour.objects.filter(bucket__lt=cutoff - dt.timedelta(hours=1)).delete()
     return deleted

@@ -124,3 +124,21 @@ def test_our_own_caches_publish_their_counters(clock):
     assert (row.cache, row.namespace, row.source) == ("coreadmin-t-publish", "t-publish", "server")
     assert (row.hits, row.misses) == (2, 1)
     assert own_stats_publish(force=True) == 0  # nothing new
+
+
+def test_long_windows_read_hourly_rollups_that_add_up_to_the_intervals(clock):
+    from apps.caching.models import CacheStatHour
+    from apps.caching.services import cache_stats_rollup_rebuild
+
+    now = clock.now()
+    for minutes in (1, 30, 61, 200, 600, 1300):
+        cache_stat_record(cache="c", hits=minutes, misses=1, at=now - dt.timedelta(minutes=minutes))
+    (day,) = cache_summaries(window_s=86400, series=True)
+    assert (day.hits, day.misses) == (1 + 30 + 61 + 200 + 600 + 1300, 6)
+    assert len(day.series) == 48 and day.series[-1] == 0.5  # the 14:00 hour: 1 hit, 1 miss
+    (namespace,) = namespace_summaries(window_s=86400)
+    assert namespace.hits == day.hits
+    before = list(CacheStatHour.objects.order_by("bucket").values_list("bucket", "hits", "misses"))
+    cache_stats_rollup_rebuild(since=now - dt.timedelta(days=2))
+    after = list(CacheStatHour.objects.order_by("bucket").values_list("bucket", "hits", "misses"))
+    assert before == after and len(after) == 5

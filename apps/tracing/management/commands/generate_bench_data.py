@@ -19,6 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
+from apps.caching.services import cache_stats_rollup_rebuild
 from apps.tracing.services import sketches_rebuild, span_partitions_ensure
 from coreadmin.clock import clock
 
@@ -146,3 +147,7 @@ class Command(BaseCommand):
                 [now, caches - 1, int(days * 1440)],
             )
             self.stdout.write(f"cache stats: {cursor.rowcount:,} intervals for {caches} caches")
+        cache_stats_rollup_rebuild(since=now - dt.timedelta(days=days, hours=1))
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE caching_cachestat")
+            cursor.execute("ANALYZE caching_cachestathour")
