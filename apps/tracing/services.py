@@ -122,6 +122,9 @@ def span_partitions_drop_expired(*, now: dt.datetime | None = None) -> list[str]
 @transaction.atomic
 def tracing_retention(*, now: dt.datetime | None = None) -> dict[str, int]:
     now = now or clock.now()
+    # Tomorrow's partitions exist before the first span of the day needs them, so
+    # ingestion does not take the parent's lock to create one at midnight.
+    span_partitions_ensure(days={(now + dt.timedelta(days=d)).date() for d in range(3)})
     dropped = span_partitions_drop_expired(now=now)
     minute_cutoff = now - dt.timedelta(days=settings.TRACING_MINUTE_RETENTION_DAYS)
     hour_cutoff = now - dt.timedelta(days=settings.TRACING_HOUR_RETENTION_DAYS)

@@ -241,3 +241,42 @@ def test_sketches_rebuilt_from_raw_spans_match_the_ingested_ones(clock):
     assert rebuilt.count == ingested.count
     for a, b in ((rebuilt.p50_ms, ingested.p50_ms), (rebuilt.p99_ms, ingested.p99_ms)):
         assert a == pytest.approx(b, rel=0.021)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_of_the_same_minute_lose_no_update(clock):
+    import threading
+
+    from django.db import connections
+
+    now = clock.now()
+    barrier = threading.Barrier(4)
+
+    def writer(n: int) -> None:
+        try:
+            barrier.wait()
+            batch = [SpanIn(f"c{n}-{i}", "1_X", "x", "", "s", now, 5.0, "ok") for i in range(250)]
+            spans_ingest(spans=batch, rate=1.0)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        (stat,) = stage_stats(window_s=900)
+        assert stat.count == 1000
+        assert _raw_count() == 1000
+    finally:  # committed rows: the unmanaged partitioned table is not flushed by Django
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE tracing_span")
+
+
+def test_retention_creates_the_next_days_partitions_ahead(clock):
+    tracing_retention(now=clock.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE 'tracing_span_p%%'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"tracing_span_p20260921", "tracing_span_p20260922", "tracing_span_p20260923"} <= names
