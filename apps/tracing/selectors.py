@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from apps.tracing.sketch import STORED_COLUMNS, Merged
@@ -63,6 +64,17 @@ def window_start(window_s: int, now: dt.datetime | None = None) -> dt.datetime:
     return start.replace(minute=0, second=0, microsecond=0)
 
 
+def fetch_binary(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Runs a query on Django's connection with psycopg's binary result format: sketch
+    bins (bytea) arrive as raw bytes instead of hex text, about twice as fast to read.
+    (Django's own cursors are client-side and text-only; this query bypasses its query
+    log, so django_assert_num_queries does not count it.)"""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
+
+
 def stage_stats(
     *,
     window_s: int = DEFAULT_WINDOW_S,
@@ -87,26 +99,28 @@ def stage_stats(
     services: dict[str, set[str]] = {}
     points: dict[str, dict[int, Merged]] = {}
     span_s = max((now - start).total_seconds(), 1.0)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            bucket, svc, stage, parent = row[:4]
-            stored = row[4:]
-            merged = totals.get(stage)
-            if merged is None:
-                merged = totals[stage] = Merged()
-                services[stage] = set()
-            merged.add_row(stored)
-            parents[stage] = parents.get(stage) or parent
-            services[stage].add(svc)
-            if series:
-                index = min(
-                    int((bucket - start).total_seconds() / span_s * SPARK_POINTS), SPARK_POINTS - 1
-                )
-                point = points.setdefault(stage, {}).get(index)
-                if point is None:
-                    point = points[stage][index] = Merged()
-                point.add_row(stored)
+    for row in fetch_binary(sql, params):
+        bucket, svc, stage, parent = row[:4]
+        stored = row[4:]
+        if stage not in services:
+            services[stage] = set()
+            parents[stage] = parent
+        parents[stage] = parents[stage] or parent
+        services[stage].add(svc)
+        index = (
+            min(int((bucket - start).total_seconds() / span_s * SPARK_POINTS), SPARK_POINTS - 1)
+            if series
+            else 0
+        )
+        point = points.setdefault(stage, {}).get(index)
+        if point is None:
+            point = points[stage][index] = Merged()
+        point.add_row(stored)
+    # Each stage's total is the merge of its points (a few dozen merges, not one per row).
+    for stage, stage_points in points.items():
+        merged = totals[stage] = Merged()
+        for point in stage_points.values():
+            merged.merge(point)
     out = []
     for stage in sorted(totals, key=stage_sort_key):
         merged = totals[stage]

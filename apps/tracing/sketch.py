@@ -104,27 +104,21 @@ class Merged:
         self.min_ms = math.inf
         self.max_ms = 0.0
 
-    def add_stored(
-        self,
-        *,
-        offset: int,
-        bins: bytes,
-        count: int,
-        zero_count: int,
-        error_count: int,
-        sum_ms: float,
-        min_ms: float,
-        max_ms: float,
-    ) -> None:
+    def add_row(self, row: Sequence[Any]) -> None:
+        """Adds a stored sketch given as the values of STORED_COLUMNS."""
+        count, error_count, zero_count, sum_ms, min_ms, max_ms, offset, bins = row
         self.count += count
         self.zero_count += zero_count
         self.error_count += error_count
         self.sum_ms += sum_ms
-        self.min_ms = min(self.min_ms, min_ms)
-        self.max_ms = max(self.max_ms, max_ms)
-        if not bins:
-            return
-        value = int.from_bytes(bins, "little")
+        if min_ms < self.min_ms:
+            self.min_ms = min_ms
+        if max_ms > self.max_ms:
+            self.max_ms = max_ms
+        if bins:
+            self._add_bins(int.from_bytes(bins, "little"), offset)
+
+    def _add_bins(self, value: int, offset: int) -> None:
         if self._low is None:
             self._acc, self._low = value, offset
         elif offset >= self._low:
@@ -132,20 +126,6 @@ class Merged:
         else:
             self._acc = (self._acc << (64 * (self._low - offset))) + value
             self._low = offset
-
-    def add_row(self, row: Sequence[Any]) -> None:
-        """Adds a stored sketch given as the values of STORED_COLUMNS."""
-        count, error_count, zero_count, sum_ms, min_ms, max_ms, offset, bins = row
-        self.add_stored(
-            offset=offset,
-            bins=bytes(bins),
-            count=count,
-            zero_count=zero_count,
-            error_count=error_count,
-            sum_ms=sum_ms,
-            min_ms=min_ms,
-            max_ms=max_ms,
-        )
 
     def row(self) -> tuple[Any, ...]:
         """The values of STORED_COLUMNS for this sketch."""
@@ -177,7 +157,20 @@ class Merged:
         )
 
     def merge(self, other: Merged) -> None:
-        self.add_row(other.row())
+        self.add_row(
+            (
+                other.count,
+                other.error_count,
+                other.zero_count,
+                other.sum_ms,
+                other.min_ms,
+                other.max_ms,
+                0,
+                b"",
+            )
+        )
+        if other._low is not None:
+            self._add_bins(other._acc, other._low)
 
     def dense(self) -> tuple[int, array]:
         if self._low is None or not self._acc:
