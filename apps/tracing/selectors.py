@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import connection
 
 from apps.tracing.sketch import STORED_COLUMNS, Merged
@@ -15,9 +16,10 @@ from coreadmin.clock import clock
 
 WINDOWS = {900: "15 min", 3600: "1 h", 86400: "24 h", 604800: "7 d"}
 DEFAULT_WINDOW_S = 3600
-# Windows up to this long merge minute sketches; longer ones merge hour sketches (so a
-# 24 h window starts at the top of the hour 24 h ago: it covers 24 to 25 hours).
-MINUTE_RESOLUTION_MAX_S = 6 * 3600
+# A window reads minute sketches for its first, partial hour and hour sketches for the
+# rest (the current hour's row is always up to date), so it is exact to the minute while
+# reading at most ~60 minute rows per stage and service. When those first minutes are
+# older than minute retention, the window starts at the top of its first hour instead.
 SPARK_POINTS = 48
 THREAD_SPAN_LIMIT = 2000
 
@@ -49,19 +51,36 @@ def stage_sort_key(stage: str) -> tuple:
     return (tuple(int(p) for p in match.group(1).split(".")), stage)
 
 
-def _resolution(window_s: int) -> tuple[str, str, int]:
-    if window_s <= MINUTE_RESOLUTION_MAX_S:
-        return "tracing_stageminute", "minute", 60
-    return "tracing_stagehour", "hour", 3600
+def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
+    if unit == "minute":
+        return moment.replace(second=0, microsecond=0)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def window_plan(
+    window_s: int, now: dt.datetime | None = None
+) -> tuple[dt.datetime, list[tuple[str, dt.datetime, dt.datetime]]]:
+    """(start, [(table, from, to), ...]): which sketch rows cover the window."""
+    now = now or clock.now()
+    start = _floor(now - dt.timedelta(seconds=window_s), "minute")
+    first_full_hour = _floor(start, "hour")
+    if first_full_hour < start:
+        first_full_hour += dt.timedelta(hours=1)
+    if window_s <= 3600 or first_full_hour > now:
+        return start, [("tracing_stageminute", start, now)]
+    minute_horizon = now - dt.timedelta(days=settings.TRACING_MINUTE_RETENTION_DAYS)
+    if start < minute_horizon:
+        hour_start = _floor(start, "hour")
+        return hour_start, [("tracing_stagehour", hour_start, now)]
+    plan = [("tracing_stagehour", first_full_hour, now)]
+    if start < first_full_hour:
+        last_minute = first_full_hour - dt.timedelta(minutes=1)
+        plan.insert(0, ("tracing_stageminute", start, last_minute))
+    return start, plan
 
 
 def window_start(window_s: int, now: dt.datetime | None = None) -> dt.datetime:
-    now = now or clock.now()
-    _table, unit, _step = _resolution(window_s)
-    start = now - dt.timedelta(seconds=window_s)
-    if unit == "minute":
-        return start.replace(second=0, microsecond=0)
-    return start.replace(minute=0, second=0, microsecond=0)
+    return window_plan(window_s, now)[0]
 
 
 def fetch_binary(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -84,21 +103,28 @@ def stage_stats(
 ) -> list[StageStat]:
     """One query: the window's sketch rows; merged in Python (see sketch.Merged)."""
     now = now or clock.now()
-    table, _unit, _step = _resolution(window_s)
-    start = window_start(window_s, now)
-    sql = (
-        f"SELECT bucket, service, stage, parent_stage, {STORED_COLUMNS} FROM {table} "
-        f"WHERE bucket >= %s AND bucket <= %s"
-    )
-    params: list[Any] = [start, now]
-    if service:
-        sql += " AND service = %s"
-        params.append(service)
+    start, plan = window_plan(window_s, now)
+    selects = []
+    params: list[Any] = []
+    for table, low, high in plan:
+        select = (
+            f"SELECT bucket, service, stage, parent_stage, {STORED_COLUMNS} FROM {table} "
+            f"WHERE bucket >= %s AND bucket <= %s"
+        )
+        params += [low, high]
+        if service:
+            select += " AND service = %s"
+            params.append(service)
+        selects.append(select)
+    sql = " UNION ALL ".join(selects)
     totals: dict[str, Merged] = {}
     parents: dict[str, str] = {}
     services: dict[str, set[str]] = {}
     points: dict[str, dict[int, Merged]] = {}
     span_s = max((now - start).total_seconds(), 1.0)
+    # One point per bucket at most (a point per minute, or per hour once hours are read).
+    step_s = 3600 if plan[-1][0] == "tracing_stagehour" else 60
+    n_points = max(1, min(SPARK_POINTS, round(span_s / step_s)))
     for row in fetch_binary(sql, params):
         bucket, svc, stage, parent = row[:4]
         stored = row[4:]
@@ -108,7 +134,7 @@ def stage_stats(
         parents[stage] = parents[stage] or parent
         services[stage].add(svc)
         index = (
-            min(int((bucket - start).total_seconds() / span_s * SPARK_POINTS), SPARK_POINTS - 1)
+            min(int((bucket - start).total_seconds() / span_s * n_points), n_points - 1)
             if series
             else 0
         )
@@ -141,7 +167,7 @@ def stage_stats(
             stage_points = points.get(stage, {})
             stat.p95_series = [
                 stage_points[i].quantiles((0.95,))[0] if i in stage_points else None
-                for i in range(SPARK_POINTS)
+                for i in range(n_points)
             ]
         out.append(stat)
     return out

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import override_settings
 
 from apps.tracing.sampling import is_sampled, thread_hash
-from apps.tracing.selectors import stage_stats, thread_spans
+from apps.tracing.selectors import stage_stats, thread_spans, window_plan
 from apps.tracing.services import SpanIn, sketches_rebuild, spans_ingest, tracing_retention
 
 pytestmark = pytest.mark.django_db
@@ -280,3 +280,26 @@ def test_retention_creates_the_next_days_partitions_ahead(clock):
         cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE 'tracing_span_p%%'")
         names = {row[0] for row in cursor.fetchall()}
     assert {"tracing_span_p20260921", "tracing_span_p20260922", "tracing_span_p20260923"} <= names
+
+
+@ALL
+def test_a_24_hour_window_is_exact_to_the_minute_by_reading_minutes_then_hours(clock):
+    now = clock.now()  # 14:13:20
+    inside = now - dt.timedelta(hours=24) + dt.timedelta(minutes=2)  # 14:15 yesterday
+    outside = now - dt.timedelta(hours=24) - dt.timedelta(minutes=5)  # 14:08 yesterday
+    spans_ingest(
+        spans=[
+            SpanIn("in", "1_X", "x", "", "s", inside, 1.0, "ok"),
+            SpanIn("out", "1_X", "x", "", "s", outside, 1.0, "ok"),
+            SpanIn("now", "1_X", "x", "", "s", now, 1.0, "ok"),
+        ]
+    )
+    (stat,) = stage_stats(window_s=86400, series=True)
+    assert stat.count == 2
+    assert len(stat.p95_series) == 24
+    start, plan = window_plan(86400, now)
+    assert [table for table, _low, _high in plan] == ["tracing_stageminute", "tracing_stagehour"]
+    assert start == dt.datetime(2026, 9, 20, 14, 13, tzinfo=dt.UTC)
+    # Beyond minute retention the window starts at the top of its first hour.
+    start, plan = window_plan(7 * 86400, now)
+    assert [t for t, _l, _h in plan] == ["tracing_stagehour"] and start.minute == 0
