@@ -12,6 +12,7 @@ from apps.tracing.selectors import (
     service_names,
     stage_stats,
     thread_spans,
+    window_plan,
 )
 from coreadmin.charts import sparkline
 from coreadmin.http import HtmxHttpRequest
@@ -49,6 +50,7 @@ def tracker(request: HtmxHttpRequest) -> HttpResponse:
         "qs": _query_without_page(request),
         "page": page,
         "window_s": window_s,
+        "hour_aligned": [t for t, _low, _high in window_plan(window_s)[1]] == ["tracing_stagehour"],
         "windows": WINDOWS,
         "service": service,
         "services": service_names(),
