@@ -8,6 +8,7 @@ bench database, generated once and reused by later runs (``--if-empty``).
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import os
 import re
@@ -90,11 +91,14 @@ def main() -> None:
 
         path = f"/api/v1/tracing/stages?window_s={WINDOW_S}"
         server.request("GET", path, key=key)  # warm
-        sketch_ms, (_status, body) = _timed(lambda: server.request("GET", path, key=key), RUNS)
+        while True:  # the same window start (floor to the minute of now - 24 h) as the API
+            before = int(time.time() // 60)
+            sketch_ms, (_status, body) = _timed(lambda: server.request("GET", path, key=key), RUNS)
+            if int(time.time() // 60) == before:
+                break
+        start = dt.datetime.fromtimestamp(before * 60 - WINDOW_S, tz=dt.UTC)
         items = {item["stage"]: item for item in body["items"]}
-        # The sketches' 24 h window starts at the top of the hour 24 h ago; use that here.
         with psycopg.connect(dsn) as db:
-            start = _one(db, "SELECT date_trunc('hour', now() - interval '24 hours')")
             exact_sql = (
                 "SELECT stage, count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) "
                 "WITHIN GROUP (ORDER BY duration_ms), percentile_disc(ARRAY[0.5, 0.95, 0.99]) "
