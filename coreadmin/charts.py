@@ -43,8 +43,11 @@ def sparkline(
     def close_run() -> None:
         if not run:
             return
+        lone = len(run) == 1
+        if lone:  # a lone point: a short dash, so it is visible
+            run.append((run[0][0] + min(step, 3.0), run[0][1]))
         line.append("M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in run))
-        if len(run) > 1:
+        if not lone:
             area.append(
                 f"M{run[0][0]:.1f},{height} L"
                 + " L".join(f"{x:.1f},{y:.1f}" for x, y in run)

@@ -48,7 +48,10 @@ def cache_summaries(
     equal slices of it: one query grouped by cache and slice, one for the latest sizes."""
     now = now or clock.now()
     table, column, start = _source(window_s, now)
-    step = max((now - start).total_seconds(), 1.0) / SERIES_POINTS if series else 10.0**9
+    span_s = max((now - start).total_seconds(), 1.0)
+    # One slice per stored bucket at most: per interval (~1 min) or per hour of rollups.
+    n_points = max(1, min(SERIES_POINTS, round(span_s / (60 if column == "at" else 3600))))
+    step = span_s / n_points if series else 10.0**9
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT cache, floor(extract(epoch FROM {column} - %s) / %s)::int AS slot, "
@@ -74,14 +77,14 @@ def cache_summaries(
                 cache=cache, hits=0, misses=0, evictions=0, size=sizes.get(cache)
             )
             if series:
-                summary.series = [None] * SERIES_POINTS
+                summary.series = [None] * n_points
         summary.hits += int(hits)
         summary.misses += int(misses)
         summary.evictions += int(evictions)
         summary.services = sorted({*summary.services, service} - {""})
         summary.namespaces = sorted({*summary.namespaces, namespace} - {""})
         if series:  # the last instant of the window falls in the last slice
-            index = min(slot, SERIES_POINTS - 1)
+            index = min(slot, n_points - 1)
             before = slots.get((cache, index), (0, 0))
             slots[(cache, index)] = (before[0] + int(hits), before[1] + int(misses))
             summary.series[index] = hit_rate(*slots[(cache, index)])

@@ -87,3 +87,14 @@ def test_the_admin_lists_cache_stats_and_stage_sketches(admin_client, clock):
     _stats(clock)
     assert "svc0-l1" in admin_client.get("/admin/caching/cachestat/").content.decode()
     assert admin_client.get("/admin/tracing/stagehour/").status_code == 200
+
+
+def test_a_sparkline_breaks_at_gaps_and_shows_lone_points():
+    from coreadmin.charts import sparkline
+
+    spark = sparkline([0.5, 1.0, None, 0.25, None], width=40, height=10)
+    assert spark.line.count("M") == 2  # two runs
+    assert spark.line.startswith("M0.0,5.0 L10.0,1.0")
+    assert spark.line.endswith("M30.0,7.0 L33.0,7.0")  # the lone point as a short dash
+    assert spark.area.count("Z") == 1
+    assert sparkline([None, None]).empty
