@@ -44,8 +44,9 @@ def sparkline(
         if not run:
             return
         lone = len(run) == 1
-        if lone:  # a lone point: a short dash, so it is visible
-            run.append((run[0][0] + min(step, 3.0), run[0][1]))
+        if lone:  # a lone point: a short dash around it, so it is visible
+            x, y = run[0]
+            run[:] = [(max(x - 1.5, 0.0), y), (min(x + 1.5, float(width)), y)]
         line.append("M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in run))
         if not lone:
             area.append(

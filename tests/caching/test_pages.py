@@ -95,6 +95,7 @@ def test_a_sparkline_breaks_at_gaps_and_shows_lone_points():
     spark = sparkline([0.5, 1.0, None, 0.25, None], width=40, height=10)
     assert spark.line.count("M") == 2  # two runs
     assert spark.line.startswith("M0.0,5.0 L10.0,1.0")
-    assert spark.line.endswith("M30.0,7.0 L33.0,7.0")  # the lone point as a short dash
+    assert spark.line.endswith("M28.5,7.0 L31.5,7.0")  # the lone point as a short dash
+    assert sparkline([None, 0.5], width=40, top=1.0).line == "M38.5,14.0 L40.0,14.0"
     assert spark.area.count("Z") == 1
     assert sparkline([None, None]).empty
