@@ -20,7 +20,10 @@ def post_cache_stats(request: ApiRequest, payload: CacheStatIn) -> Status:
     """One interval's counters of one cache (the counts during interval_s, not totals)."""
     if payload.service:
         require_service(request.auth, payload.service)
-    cache_stat_record(**payload.dict())
+    fields = payload.dict()
+    fields["service"] = payload.service or request.auth.service or ""
+    fields["namespace"] = payload.namespace or ""
+    cache_stat_record(**fields)
     return Status(202, {"accepted": 1})
 
 

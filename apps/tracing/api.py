@@ -34,14 +34,16 @@ def post_spans(request: ApiRequest, payload: SpansIn) -> Status:
         if span.started_at.tzinfo is None:
             bad.append({"path": f"spans.{index}.started_at", "reason": "needs a time zone"})
             continue
-        require_service(request.auth, span.service)
+        # No service: the key's own, else "default" (as coreadmin_client names it).
+        service = span.service or request.auth.service or "default"
+        require_service(request.auth, service)
         spans.append(
             SpanIn(
                 thread_id=span.thread_id,
                 stage=span.stage,
                 name=span.name or span.stage,
                 parent_stage=span.parent_stage or "",
-                service=span.service,
+                service=service,
                 started_at=span.started_at.astimezone(dt.UTC),
                 duration_ms=span.duration_ms,
                 status=span.status,

@@ -9,9 +9,9 @@ from ninja import Field, Schema
 class SpanSchema(Schema):
     thread_id: str = Field(min_length=1, max_length=200)
     stage: str = Field(min_length=1, max_length=200)
-    name: str = Field("", max_length=200)
+    name: str | None = Field("", max_length=200)
     parent_stage: str | None = Field(None, max_length=200)
-    service: str = Field(min_length=1, max_length=100)
+    service: str | None = Field(None, max_length=100)
     started_at: dt.datetime
     duration_ms: float = Field(ge=0, le=86_400_000)
     status: Literal["ok", "error"] = "ok"

@@ -143,3 +143,24 @@ def test_long_windows_read_hourly_rollups_that_add_up_to_the_intervals(clock):
     cache_stats_rollup_rebuild(since=now - dt.timedelta(days=2))
     after = list(CacheStatHour.objects.order_by("bucket").values_list("bucket", "hits", "misses"))
     assert before == after and len(after) == 5
+
+
+def test_stats_as_the_client_sends_them_are_accepted(make_api_key, clock):
+    # coreadmin_client reports interval_s 0.0 right after a report, and service null
+    # when the client has none: the key's own service is used then.
+    from django.test import Client
+
+    from tests.conftest import ApiClient
+
+    api = ApiClient(Client(), make_api_key("scraper", service="reddit"))
+    body = {
+        "cache": "c",
+        "hits": 1,
+        "misses": 0,
+        "evictions": 0,
+        "size": 3,
+        "interval_s": 0.0,
+        "service": None,
+    }
+    assert api.post("/api/v1/cache-stats", body).status_code == 202
+    assert CacheStat.objects.get().service == "reddit"

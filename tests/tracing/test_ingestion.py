@@ -303,3 +303,17 @@ def test_a_24_hour_window_is_exact_to_the_minute_by_reading_minutes_then_hours(c
     # Beyond minute retention the window starts at the top of its first hour.
     start, plan = window_plan(7 * 86400, now)
     assert [t for t, _l, _h in plan] == ["tracing_stagehour"] and start.minute == 0
+
+
+@ALL
+def test_a_span_without_service_belongs_to_the_keys_service(make_api_key, clock):
+    from django.test import Client
+
+    from tests.conftest import ApiClient
+
+    api = ApiClient(Client(), make_api_key("scraper", service="reddit"))
+    span = _span(at=clock.now())
+    span["service"] = None
+    span["name"] = None
+    assert api.post("/api/v1/spans", {"spans": [span]}).json()["sample_rates"] == {"reddit": 1.0}
+    assert [s.services for s in stage_stats(window_s=900)] == [["reddit"]]
