@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import bench_server
+from bench.harness import Scenario, bench_server, measure
 
 SPANS = int(os.environ.get("BENCH_TRACING_SPANS", "10000000"))
 RUNS = int(os.environ.get("BENCH_TRACING_RUNS", "15"))
@@ -128,6 +128,25 @@ def main() -> None:
             f"{max(errors_disc):.3%} (guarantee 1% vs the order statistic)"
         )
         _pages(server)
+    _self_tracing_overhead()
+
+
+def _self_tracing_overhead() -> None:
+    """GET /api/v1/whoami with the server not tracing itself, tracing the default 10% of
+    requests, and tracing every request (worst case), each on its own server."""
+    results = {}
+    for label, env in (
+        ("self-tracing off", {"TRACING_SELF_ENABLED": "false"}),
+        ("self-tracing 10%", {"TRACING_DEFAULT_SAMPLE_RATE": "0.1"}),
+        ("self-tracing 100%", {"TRACING_DEFAULT_SAMPLE_RATE": "1.0"}),
+    ):
+        with bench_server(workers=2, **env) as server:
+            key = server.api_key("scraper")
+            results[label] = measure(server, Scenario.get("/api/v1/whoami", key), runs=3)
+            print(results[label].line(f"whoami, {label}"))
+    base = results["self-tracing off"].rps
+    for label in ("self-tracing 10%", "self-tracing 100%"):
+        print(f"{label}: {results[label].rps / base:.0%} of the untraced throughput")
 
 
 def _pages(server: Any) -> None:
