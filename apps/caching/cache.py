@@ -238,6 +238,9 @@ class TwoTierCache:
                 await self.aset(key, value, ttl)
             future.set_result(value)
             return value
+        except asyncio.CancelledError:
+            future.cancel()  # waiters see the cancellation too and may retry
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning without waiters

@@ -136,3 +136,24 @@ def test_counter_deltas_are_what_changed_since_the_last_publish():
     cache.get("a")
     second = cache.take_deltas()
     assert (second["l1_hits"], second["misses"], second["computes"]) == (1, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_async_leader_does_not_leave_its_waiters_hanging():
+    cache = TwoTierCache("t-async-cancel", register=False)
+
+    async def slow():
+        await asyncio.sleep(10)
+        return 1
+
+    async def main():
+        leader = asyncio.create_task(cache.aget_or_set("k", slow))
+        await asyncio.sleep(0.01)
+        waiter = asyncio.create_task(cache.aget_or_set("k", slow))
+        await asyncio.sleep(0.01)
+        leader.cancel()
+        results = await asyncio.gather(leader, waiter, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        return await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=2))
+
+    assert asyncio.run(asyncio.wait_for(main(), 5)) == 2
