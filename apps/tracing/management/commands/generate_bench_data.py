@@ -6,8 +6,11 @@
 Spans are generated inside Postgres (generate_series, lognormal durations by Box-Muller),
 one thread = one pass through the stage tree below, threads evenly spread over the last
 ``--hours``; then the minute and hour sketches are rebuilt from those rows, hour by hour,
-with the same mapping the ingestion path uses. ``--if-empty`` does nothing when spans
-are already there (benchmarks reuse their data between runs).
+with the same mapping the ingestion path uses.
+
+``--reuse`` does nothing when the last ``--hours`` already hold at least 90% of
+``--spans`` bench spans (benchmarks reuse their data between runs). ``--wipe`` empties
+the span, sketch and cache-stats tables first: for bench databases only.
 """
 
 from __future__ import annotations
@@ -49,22 +52,33 @@ class Command(BaseCommand):
         parser.add_argument("--services", type=int, default=3)
         parser.add_argument("--cache-days", type=float, default=7.0)
         parser.add_argument("--caches", type=int, default=8)
-        parser.add_argument("--if-empty", action="store_true")
+        parser.add_argument("--reuse", action="store_true")
+        parser.add_argument("--wipe", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["if_empty"] and self._has_spans():
-            self.stdout.write("spans already present; nothing generated")
-            return
         now = clock.now().replace(microsecond=0)
+        if options["reuse"] and self._has_spans(now, options["spans"], options["hours"]):
+            self.stdout.write("bench spans already present for the window; nothing generated")
+            return
+        if options["wipe"]:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "TRUNCATE tracing_span, tracing_stageminute, tracing_stagehour, "
+                    "caching_cachestat, caching_cachestathour"
+                )
         if options["spans"]:
             self._spans(now, options["spans"], options["hours"], options["services"])
         if options["caches"] and options["cache_days"]:
             self._cache_stats(now, options["caches"], options["cache_days"])
 
-    def _has_spans(self) -> bool:
+    def _has_spans(self, now: dt.datetime, spans: int, hours: float) -> bool:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT EXISTS (SELECT 1 FROM tracing_stagehour)")
-            return bool(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT coalesce(sum(count), 0) FROM tracing_stagehour "
+                "WHERE service LIKE 'svc%%' AND bucket >= %s",
+                [now - dt.timedelta(hours=hours)],
+            )
+            return int(cursor.fetchone()[0]) >= 0.9 * spans
 
     def _spans(self, now: dt.datetime, total: int, hours: float, services: int) -> None:
         start = now - dt.timedelta(hours=hours)
