@@ -76,7 +76,7 @@ class Command(BaseCommand):
             cursor.execute(
                 "SELECT coalesce(sum(count), 0) FROM tracing_stagehour "
                 "WHERE service LIKE 'svc%%' AND bucket >= %s",
-                [now - dt.timedelta(hours=hours)],
+                [(now - dt.timedelta(hours=hours)).replace(minute=0, second=0)],
             )
             return int(cursor.fetchone()[0]) >= 0.9 * spans
 
