@@ -170,7 +170,9 @@ def _store(spans: Sequence[SpanIn]) -> None:
             if entry is None:
                 entry = sketches[key] = (s.parent_stage, Sketch())
             entry[1].add(s.duration_ms, error=s.status == "error")
-        merge_into(unit=unit, sketches={k: (p, _as_merged(sk)) for k, (p, sk) in sketches.items()})
+        sketches_merge(
+            unit=unit, sketches={k: (p, _as_merged(sk)) for k, (p, sk) in sketches.items()}
+        )
 
 
 def _copy_spans(spans: Sequence[SpanIn]) -> None:
@@ -198,7 +200,7 @@ def _as_merged(sketch: Sketch) -> Merged:
     return merged
 
 
-def merge_into(
+def sketches_merge(
     *, unit: str, sketches: dict[tuple[dt.datetime, str, str], tuple[str, Merged]]
 ) -> None:
     """Adds each sketch to its stored row (bucket, service, stage), creating it if needed.
