@@ -129,7 +129,35 @@ def main() -> None:
             f"{max(errors_disc):.3%} (guarantee 1% vs the order statistic)"
         )
         _pages(server)
+        _ingestion(server, key)
     _self_tracing_overhead()
+
+
+def _ingestion(server: Any, key: str) -> None:
+    """POST /api/v1/spans with 500 spans (50 sampled threads x 10 stages, all in the same
+    minute: the worst case for sketch-row contention), 8 concurrent clients."""
+    from apps.tracing.sampling import is_sampled
+
+    threads = [t for t in (f"ingest-{i}" for i in range(5000)) if is_sampled(t, 0.1)][:50]
+    now = dt.datetime.now(dt.UTC).isoformat()
+    spans = [
+        {
+            "thread_id": t,
+            "stage": f"{n}_INGEST_STAGE",
+            "parent_stage": None,
+            "service": "ingest",
+            "started_at": now,
+            "duration_ms": 1.0 + n,
+            "status": "ok",
+        }
+        for t in threads
+        for n in range(10)
+    ]
+    result = measure(
+        server, Scenario.post("/api/v1/spans", {"spans": spans}, key), concurrency=8, runs=3
+    )
+    print(result.line("POST /spans, 500 spans"))
+    print(f"ingestion: {result.rps * len(spans):,.0f} spans/s stored (raw COPY + sketches)")
 
 
 def _self_tracing_overhead() -> None:
