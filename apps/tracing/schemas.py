@@ -4,9 +4,13 @@ import datetime as dt
 from typing import Literal
 
 from ninja import Field, Schema
+from pydantic import BaseModel
 
 
-class SpanSchema(Schema):
+# Plain pydantic models for the input: ninja's Schema wraps every object in a getter for
+# ORM objects, which costs ~70 us per span; a 5000-span batch would spend a third of a
+# second there.
+class SpanSchema(BaseModel):
     thread_id: str = Field(min_length=1, max_length=200)
     stage: str = Field(min_length=1, max_length=200)
     name: str | None = Field("", max_length=200)
@@ -17,7 +21,7 @@ class SpanSchema(Schema):
     status: Literal["ok", "error"] = "ok"
 
 
-class SpansIn(Schema):
+class SpansIn(BaseModel):
     spans: list[SpanSchema]
 
 
