@@ -23,7 +23,10 @@ from typing import Any
 
 import psycopg
 
+from apps.tracing.demo import STAGES
 from bench.harness import Scenario, bench_server, measure
+
+BENCH_STAGES = {stage for stage, *_rest in STAGES}
 
 SPANS = int(os.environ.get("BENCH_TRACING_SPANS", "10000000"))
 RUNS = int(os.environ.get("BENCH_TRACING_RUNS", "15"))
@@ -110,8 +113,12 @@ def main() -> None:
         errors_cont, errors_disc = [], []
         for stage, count, cont, disc in rows:
             ours = items.get(stage)
-            if ours is None or count < 1000:  # tiny stages (a few self-traced requests):
-                continue  # at n < 100 the rank conventions of the three differ by a value
+            # Compare the generated stages (lognormal, 800k spans each). Others in the DB
+            # (the server's own spans, the ingestion test's) keep arriving during the run,
+            # and in sparse tails adjacent order statistics can differ by more than 1%, so
+            # percentile_cont's rank convention alone would show there.
+            if ours is None or stage not in BENCH_STAGES:
+                continue
             estimates = (ours["p50_ms"], ours["p95_ms"], ours["p99_ms"])
             errors_cont += [abs(e - x) / x for e, x in zip(estimates, cont, strict=True)]
             errors_disc += [abs(e - x) / x for e, x in zip(estimates, disc, strict=True)]
@@ -124,7 +131,8 @@ def main() -> None:
             f"{'meets' if sketch_ms < 50 and raw_ms / sketch_ms >= 50 else 'MISSES'}"
         )
         print(
-            f"relative error of p50/p95/p99 vs percentile_cont: max {max(errors_cont):.3%}, "
+            f"relative error of p50/p95/p99 over the {len(errors_cont) // 3} generated stages "
+            f"vs percentile_cont: max {max(errors_cont):.3%}, "
             f"median {statistics.median(errors_cont):.3%}; vs percentile_disc: max "
             f"{max(errors_disc):.3%} (guarantee 1% vs the order statistic)"
         )
