@@ -157,3 +157,30 @@ def test_a_cancelled_async_leader_does_not_leave_its_waiters_hanging():
         return await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=2))
 
     assert asyncio.run(asyncio.wait_for(main(), 5)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_flight_across_processes_computes_once_through_the_redis_lock():
+    # Two caches of one namespace with their own L1 and flights: two web processes.
+    first = TwoTierCache("t-cross", register=False)
+    second = TwoTierCache("t-cross", register=False)
+    calls = []
+    start = threading.Barrier(16)
+    results = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.1)
+        return "shared"
+
+    def worker(cache):
+        start.wait()
+        results.append(cache.get_or_set("hot", compute))
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in [first, second] * 8]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert results == ["shared"] * 16
