@@ -186,7 +186,8 @@ class TwoTierCache:
         lock_key = self._key(key) + ":lock"
         locked = self.l2.add(lock_key, 1, timeout=self.lock_seconds)
         if not locked:
-            # Another process computes it: wait for its value in L2, then give up waiting.
+            # Another process computes it: wait for its value in L2; stop waiting when its
+            # lock is gone without a value (it failed) or after lock_seconds.
             deadline = time.monotonic() + self.lock_seconds
             while time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -195,6 +196,12 @@ class TwoTierCache:
                     self._count("l2_hits")
                     self.l1.set(key, value)
                     return value
+                if not self.l2.get(lock_key):
+                    value = self.l2.get(self._key(key), _MISSING)  # set just before unlock?
+                    if value is not _MISSING:
+                        self.l1.set(key, value)
+                        return value
+                    break
         try:
             value = compute()
             self._count("computes")
