@@ -9,7 +9,8 @@ cachetools.TTLCache, see bench/bench_caching.py). L2 is Redis through django-red
 process miss the same key at once, one computes and the others wait for its value (or
 its exception). Across processes a short Redis lock (SET NX with a TTL) makes the other
 processes wait for the first one's L2 write instead of computing too, up to
-``lock_seconds``, after which they compute anyway (a stuck leader delays, never blocks).
+``lock_seconds``, or until that lock is gone without a value (the leader failed), after
+which they compute themselves (a stuck leader delays, never blocks).
 
 A value deleted or changed in L2 can still be served by another process's L1 for up to
 ``l1_ttl`` seconds: keep l1_ttl short for data that must be fresh.
