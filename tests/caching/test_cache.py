@@ -9,6 +9,13 @@ import pytest
 from apps.caching.cache import LruTtl, TwoTierCache
 
 
+def _run_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 class FakeTimer:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -72,11 +79,7 @@ def test_single_flight_under_32_threads_computes_once():
         start.wait()
         results.append(cache.get_or_set("hot", compute))
 
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_all([threading.Thread(target=worker) for _ in range(32)])
     assert len(calls) == 1
     assert results == ["value"] * 32
     assert cache.stats()["computes"] == 1
@@ -99,11 +102,7 @@ def test_waiting_threads_see_the_leaders_exception_and_the_next_call_retries():
         except RuntimeError as exc:
             errors.append(str(exc))
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_all([threading.Thread(target=worker) for _ in range(8)])
     assert errors == ["backend down"] * 8
     assert cache.get_or_set("k", lambda: "ok") == "ok"
 
@@ -177,10 +176,6 @@ def test_single_flight_across_processes_computes_once_through_the_redis_lock():
         start.wait()
         results.append(cache.get_or_set("hot", compute))
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in [first, second] * 8]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_all([threading.Thread(target=worker, args=(c,)) for c in [first, second] * 8])
     assert len(calls) == 1
     assert results == ["shared"] * 16
