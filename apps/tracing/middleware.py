@@ -11,9 +11,10 @@ Stages (parent first):
 The API stages come from hooks on ninja's Operation (installed by TracingConfig.ready);
 they cost one ContextVar read when the request is not sampled. The thread_id is the
 caller's X-Request-ID if it sent one, else a fresh one; sampled responses carry it back
-in X-Thread-Id. Spans are buffered per process and written by spans_ingest at most every
-TRACING_SELF_FLUSH_SECONDS (0 = at the end of each request); a failed write is logged
-and dropped, never failing the request.
+in X-Thread-Id. Spans are buffered per process and written by spans_ingest from a daemon
+thread at most every TRACING_SELF_FLUSH_SECONDS (0 = at the end of each request, in it);
+a failed write is logged and dropped, never failing a request. Spans still buffered when
+a process exits are lost (telemetry, by choice).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.tracing.sampling import is_sampled, sample_rate_for
@@ -82,7 +84,11 @@ _buffer_lock = threading.Lock()
 _last_flush = [0.0]
 
 
+_flusher: list[threading.Thread] = []
+
+
 def flush(force: bool = False) -> int:
+    """Writes the buffered spans now if they are due (or ``force``)."""
     interval = settings.TRACING_SELF_FLUSH_SECONDS
     now = time.monotonic()
     with _buffer_lock:
@@ -97,6 +103,30 @@ def flush(force: bool = False) -> int:
     except Exception:
         logger.warning("could not store %d self-tracing spans", len(batch), exc_info=True)
         return 0
+
+
+def _flush_in_background() -> None:
+    try:
+        flush(force=True)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def flush_when_due() -> None:
+    """With TRACING_SELF_FLUSH_SECONDS = 0, writes now (tests); otherwise, when the buffer
+    is due, one daemon thread writes it, so no request waits for the write."""
+    interval = settings.TRACING_SELF_FLUSH_SECONDS
+    if not interval:
+        flush()
+        return
+    if time.monotonic() - _last_flush[0] < interval:
+        return
+    with _buffer_lock:
+        if _flusher and _flusher[0].is_alive():
+            return
+        thread = threading.Thread(target=_flush_in_background, name="self-tracing", daemon=True)
+        _flusher[:] = [thread]
+    thread.start()
 
 
 def _route(request: HttpRequest) -> str:
@@ -135,7 +165,7 @@ class SelfTracingMiddleware:
         response["X-Thread-Id"] = thread_id
         with _buffer_lock:
             _buffer.extend(recorder.spans)
-        flush()
+        flush_when_due()
         return response
 
 

@@ -6,6 +6,7 @@ import re
 import pytest
 from django.test import override_settings
 
+from apps.tracing.selectors import thread_spans
 from apps.tracing.services import SpanIn, spans_ingest
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +144,24 @@ def test_the_beat_tasks_run(clock):
     }
     redis_info_sample.apply().get()
     assert cache_stats_retention.apply().get() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=1.0)
+def test_buffered_own_spans_are_written_by_a_background_thread(scraper_api, settings):
+    from django.db import connection
+
+    from apps.tracing import middleware
+
+    settings.TRACING_SELF_FLUSH_SECONDS = 3600
+    middleware._last_flush[0] = 0.0  # due
+    try:
+        scraper_api.get("/api/v1/whoami", headers={"X-Request-ID": "bg-1"})
+        middleware._flusher[0].join(10)
+        assert thread_spans(thread_id="bg-1").spans[0].stage == "1_REQUEST"
+        scraper_api.get("/api/v1/whoami", headers={"X-Request-ID": "bg-2"})  # not due
+        assert thread_spans(thread_id="bg-2").spans == []
+        assert middleware.flush(force=True) == 5
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE tracing_span")
