@@ -9,7 +9,7 @@ from django.conf import settings
 from ninja import Query, Router, Status
 
 from apps.accounts.auth import require_service
-from apps.tracing.sampling import sample_rate_for
+from apps.tracing.sampling import sample_rate
 from apps.tracing.schemas import SpansAccepted, SpansIn, StagesOut, ThreadOut
 from apps.tracing.selectors import stage_stats, thread_spans
 from apps.tracing.services import SpanIn, spans_ingest
@@ -52,7 +52,7 @@ def post_spans(request: ApiRequest, payload: SpansIn) -> Status:
     if bad:
         raise ValidationFailed("Some spans are not valid; see details.fields.", bad)
     result = spans_ingest(spans=spans)
-    rates = {s: sample_rate_for(s) for s in {span.service for span in spans}}
+    rates = {s: sample_rate(s) for s in {span.service for span in spans}}
     return Status(
         202,
         {"accepted": result.accepted, "sampled_out": result.sampled_out, "sample_rates": rates},

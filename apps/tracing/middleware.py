@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
-from apps.tracing.sampling import is_sampled, sample_rate_for
+from apps.tracing.sampling import is_sampled, sample_rate
 from apps.tracing.services import SpanIn, spans_ingest
 from coreadmin.clock import clock
 
@@ -144,7 +144,7 @@ class SelfTracingMiddleware:
             return self.get_response(request)
         thread_id = (request.headers.get("X-Request-ID") or "")[:200] or uuid.uuid4().hex
         service = settings.TRACING_SELF_SERVICE
-        if not is_sampled(thread_id, sample_rate_for(service)):
+        if not is_sampled(thread_id, sample_rate(service)):
             return self.get_response(request)
         recorder = Recorder(thread_id, service)
         token = current.set(recorder)

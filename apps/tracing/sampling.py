@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 
 def thread_hash(thread_id: str) -> int:
@@ -32,3 +35,29 @@ def sample_rate_for(service: str) -> float:
     at merge this reads apps.fleet.selectors.service_config(service).span_sample_rate,
     so it is the one place to change."""
     return settings.TRACING_DEFAULT_SAMPLE_RATE
+
+
+# sample_rate_for may read the fleet's per-service config (a query): callers on hot paths
+# (every span batch, every request of the self-tracing middleware) read it through this
+# per-process memo, so a changed rate applies within RATE_MEMO_SECONDS.
+RATE_MEMO_SECONDS = 5.0
+_memo: dict[str, tuple[float, float]] = {}
+
+
+def sample_rate(service: str) -> float:
+    now = time.monotonic()
+    hit = _memo.get(service)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rate = sample_rate_for(service)
+    if len(_memo) > 10_000:
+        _memo.clear()
+    _memo[service] = (now + RATE_MEMO_SECONDS, rate)
+    return rate
+
+
+def _forget_rates(**kwargs: Any) -> None:
+    _memo.clear()
+
+
+setting_changed.connect(_forget_rates)

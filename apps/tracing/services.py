@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.tracing.sampling import is_sampled, sample_rate_for
+from apps.tracing.sampling import is_sampled, sample_rate
 from apps.tracing.sketch import LOG_GAMMA, MIN_MS, STORED_COLUMNS, Merged, Sketch
 from coreadmin.clock import clock
 
@@ -143,11 +143,8 @@ def spans_ingest(*, spans: Sequence[SpanIn], rate: float | None = None) -> Inges
     """Keeps the spans of sampled threads: raw rows by COPY (if their day is within raw
     retention) and their durations merged into the minute and hour sketches, in one
     transaction, so an acknowledged span is committed."""
-    kept = [
-        s
-        for s in spans
-        if is_sampled(s.thread_id, sample_rate_for(s.service) if rate is None else rate)
-    ]
+    rates = {s.service: sample_rate(s.service) if rate is None else rate for s in spans}
+    kept = [s for s in spans if is_sampled(s.thread_id, rates[s.service])]
     if kept:
         _store(kept)
     return IngestResult(accepted=len(kept), sampled_out=len(spans) - len(kept))

@@ -317,3 +317,25 @@ def test_a_span_without_service_belongs_to_the_keys_service(make_api_key, clock)
     span["name"] = None
     assert api.post("/api/v1/spans", {"spans": [span]}).json()["sample_rates"] == {"reddit": 1.0}
     assert [s.services for s in stage_stats(window_s=900)] == [["reddit"]]
+
+
+def test_the_rate_is_looked_up_once_per_service_not_per_span(monkeypatch, clock):
+    from apps.tracing import sampling
+
+    sampling._memo.clear()
+    calls = []
+
+    def lookup(service):
+        calls.append(service)
+        return 1.0
+
+    monkeypatch.setattr(sampling, "sample_rate_for", lookup)
+    spans = [
+        SpanIn(f"m{i}", "1_X", "x", "", svc, clock.now(), 1.0, "ok")
+        for i in range(50)
+        for svc in ("a", "b")
+    ]
+    assert spans_ingest(spans=spans).accepted == 100
+    assert spans_ingest(spans=spans).accepted == 100
+    assert sorted(calls) == ["a", "b"]
+    sampling._memo.clear()
