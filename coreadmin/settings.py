@@ -512,4 +512,46 @@ if LOGS_SHIP_SERVER_LOGS:
 from coreadmin.redaction import configure_default_redactor  # noqa: E402
 
 configure_default_redactor(LOGS_REDACT_EXTRA_PATTERNS, LOGS_REDACT_EXTRA_KEYS)
+
+# --- tracing ---
+# Share of threads (by thread_id) whose spans are kept; apps.tracing.sampling.
+TRACING_DEFAULT_SAMPLE_RATE = env.number("TRACING_DEFAULT_SAMPLE_RATE", 0.10)
+# Raw spans (thread waterfalls) are kept this many days; daily partitions are dropped.
+TRACING_RAW_RETENTION_DAYS = env.integer("TRACING_RAW_RETENTION_DAYS", 3, minimum=1)
+# Per-minute sketches back windows up to 6 h; per-hour sketches back longer windows.
+TRACING_MINUTE_RETENTION_DAYS = env.integer("TRACING_MINUTE_RETENTION_DAYS", 2, minimum=1)
+TRACING_HOUR_RETENTION_DAYS = env.integer("TRACING_HOUR_RETENTION_DAYS", 35, minimum=8)
+TRACING_MAX_SPANS_PER_REQUEST = env.integer("TRACING_MAX_SPANS_PER_REQUEST", 5000, minimum=1)
+# The server traces its own requests (middleware) as service "coreadmin".
+TRACING_SELF_ENABLED = env.boolean("TRACING_SELF_ENABLED", MODE != "test")
+TRACING_SELF_SERVICE = env.string("TRACING_SELF_SERVICE", "coreadmin", optional=True) or "coreadmin"
+# Own spans are buffered per process and written every this many seconds (0: per request).
+TRACING_SELF_FLUSH_SECONDS = env.number(
+    "TRACING_SELF_FLUSH_SECONDS", 0.0 if MODE == "test" else 5.0
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("coreadmin.metrics.PrometheusMiddleware") + 1,
+    "apps.tracing.middleware.SelfTracingMiddleware",
+)
+CELERY_BEAT_SCHEDULE["tracing-retention"] = {
+    "task": "apps.tracing.tasks.tracing_retention",
+    "schedule": 3600.0,
+}
+env.raise_if_invalid()
+
+# --- caching ---
+# Our own caches' counters are written as cache-stats at most this often per process.
+CACHING_PUBLISH_SECONDS = env.number("CACHING_PUBLISH_SECONDS", 60.0, minimum=1.0)
+CACHING_PUBLISH_ENABLED = env.boolean("CACHING_PUBLISH_ENABLED", MODE != "test")
+CACHING_SELF_SERVICE = env.string("CACHING_SELF_SERVICE", "coreadmin", optional=True) or "coreadmin"
+CACHING_RETENTION_DAYS = env.integer("CACHING_RETENTION_DAYS", 14, minimum=1)
+MIDDLEWARE.append("apps.caching.middleware.CacheStatsMiddleware")
+CELERY_BEAT_SCHEDULE["caching-redis-info"] = {
+    "task": "apps.caching.tasks.redis_info_sample",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["caching-retention"] = {
+    "task": "apps.caching.tasks.cache_stats_retention",
+    "schedule": 3600.0,
+}
 env.raise_if_invalid()

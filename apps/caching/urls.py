@@ -1,3 +1,7 @@
+from django.urls import path
+
+from apps.caching import views
+
 app_name = "caching"
 
-urlpatterns: list = []
+urlpatterns = [path("", views.caches, name="caches")]
