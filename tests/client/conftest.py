@@ -62,3 +62,14 @@ def relay(live_server: Any) -> Iterator[Relay]:
     r.start()
     yield r
     r.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Waits for background threads to reach a state (polling; no fixed sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
