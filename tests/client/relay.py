@@ -18,6 +18,9 @@ class Relay:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        # True: requests reach the server but its answers are thrown away and the
+        # connection is closed (the client cannot know whether the write happened).
+        self.drop_responses = False
 
     @property
     def url(self) -> str:
@@ -57,13 +60,14 @@ class Relay:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool = False) -> None:
         try:
             while data := src.recv(65536):
+                if answers and self.drop_responses:
+                    break
                 dst.sendall(data)
         except OSError:
             pass
