@@ -249,8 +249,9 @@ class Batcher:
                     self._deliver(batch, uuid.uuid4().hex, offline)
             except Exception:  # the thread must survive anything
                 logger.exception("%s: unexpected error in the batching thread", self.name)
-                if batch:
+                if batch and self._in_flight:
                     with self._cond:
+                        self._in_flight = 0
                         self._spool_locked(batch, uuid.uuid4().hex)
             finally:
                 with self._cond:
@@ -265,8 +266,11 @@ class Batcher:
         )
 
     def _deliver(self, batch: list[Any], batch_id: str, offline: bool) -> None:
+        """Sends one batch; every outcome is counted in the same critical section that
+        takes it out of ``in flight``, so a counts snapshot never sees it twice."""
         if offline:
             with self._cond:
+                self._in_flight = 0
                 self._spool_locked(batch, batch_id)
             return
         try:
@@ -274,6 +278,7 @@ class Batcher:
         except _UNREACHABLE as exc:
             logger.warning("%s: server unreachable (%s); spooling %d", self.name, exc, len(batch))
             with self._cond:
+                self._in_flight = 0
                 self._offline = True
                 self._last_replay_try = time.monotonic()
                 self._spool_locked(batch, batch_id)
@@ -281,6 +286,7 @@ class Batcher:
             self._reject(batch_id, batch, exc, from_spool=False)
         else:
             with self._cond:
+                self._in_flight = 0
                 self._credit(result, len(batch))
 
     def _credit(self, result: Delivered, size: int) -> None:
@@ -297,6 +303,8 @@ class Batcher:
         with self._cond:
             if from_spool:
                 self._counts["spooled"] -= len(items)
+            else:
+                self._in_flight = 0
             self._counts["rejected"] += len(items)
 
     def _spool_locked(self, items: list[Any], batch_id: str) -> None:

@@ -8,9 +8,9 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from ._lifecycle import Closing
 from .batching import Batcher, Overflow
 from .cache import LRUCache
 from .circuits import CircuitView, circuit_protected
@@ -34,7 +34,7 @@ def default_client() -> Client:
     return _default
 
 
-class Client:
+class Client(Closing):
     """Connection to one coreadmin server with one API key.
 
     ``service`` names this scraper (logs, spans, cache stats, heartbeat, spool paths);
@@ -82,7 +82,7 @@ class Client:
         self.config: dict[str, Any] = {}
         self.max_staleness = max_staleness
         self.fail_open = fail_open
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the lazy features register under it
         self._batchers: list[Batcher] = []
         self._log_sinks: list[Any] = []
         self._circuits: CircuitView | None = None
@@ -276,19 +276,3 @@ class Client:
 
         await asyncio.to_thread(self.close)
         await self.transport.aclose()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

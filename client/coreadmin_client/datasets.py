@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._lifecycle import Closing
 from .batching import Batcher, Delivered, Overflow
 from .spool import SpoolLocked
 
@@ -43,7 +43,7 @@ def open_batcher(
     raise SpoolLocked(f"no free spool slot under {base.parent}")
 
 
-class BatchWriter:
+class BatchWriter(Closing):
     """Writes records to ``dataset`` in batches on a background thread.
 
     ``write`` returns as soon as the record is queued in memory (or blocks / raises when
@@ -126,19 +126,3 @@ class BatchWriter:
         import asyncio
 
         await asyncio.to_thread(self._batcher.close, timeout)
-
-    def __enter__(self) -> BatchWriter:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> BatchWriter:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
