@@ -95,6 +95,7 @@ class Batcher:
         self._closed = False
         self._offline = False
         self._last_replay_try = 0.0
+        self._loss_logged_at = -1e9
         self._counts = dict.fromkeys(
             ("submitted", "written", "queued", "spooled", "rejected", "dead"), 0
         )
@@ -276,7 +277,8 @@ class Batcher:
         try:
             result = self._send(batch, batch_id)
         except _UNREACHABLE as exc:
-            logger.warning("%s: server unreachable (%s); spooling %d", self.name, exc, len(batch))
+            if self.spool is not None:
+                logger.warning("%s: unreachable (%s); spooling %d", self.name, exc, len(batch))
             with self._cond:
                 self._in_flight = 0
                 self._offline = True
@@ -310,8 +312,14 @@ class Batcher:
     def _spool_locked(self, items: list[Any], batch_id: str) -> None:
         """Caller holds the condition."""
         if self.spool is None:
-            logger.error("%s: no spool directory; %d items are lost", self.name, len(items))
             self._counts["dead"] += len(items)
+            if time.monotonic() - self._loss_logged_at > 60:  # loud, but not a flood
+                self._loss_logged_at = time.monotonic()
+                logger.error(
+                    "%s: server unreachable and no spool directory; %d items lost so far",
+                    self.name,
+                    self._counts["dead"],
+                )
             return
         try:
             self.spool.put(batch_id, items)

@@ -41,6 +41,7 @@ logger = logging.getLogger("coreadmin_client.circuits")
 F = TypeVar("F", bound=Callable[..., Any])
 PASSING = frozenset({"closed", "forced_closed"})
 REFUSING = frozenset({"open", "forced_open"})
+COALESCED = PASSING | {"unknown"}  # successes reported at most once per max_staleness
 
 
 @dataclass
@@ -134,7 +135,7 @@ class CircuitView:
     def record(self, name: str, success: bool, duration_ms: float, probe: bool) -> None:
         """Queues the outcome for the background reporter (never blocks)."""
         entry = self._entries.get(name)
-        if success and not probe and entry is not None and entry.state in PASSING:
+        if success and not probe and entry is not None and entry.state in COALESCED:
             now = time.monotonic()
             if now - entry.last_success_report < self.max_staleness:
                 return  # nothing new to tell the fleet
