@@ -1,43 +1,49 @@
 """A thread-safe pool of httpx clients, each bound to a proxy leased from coreadmin.
 
-``pool.get(url)`` finds an idle client leased for the URL's target (and sticky
-``session``, if given), or leases a new proxy (``POST /proxies/lease``) while fewer than
-``max_clients`` exist, evicting the least recently used idle client of another target
-when full, or waiting up to ``wait_timeout`` for one to come back. Clients are closed
-after ``idle_timeout`` seconds unused, after ``max_age`` seconds, or when their lease
-expires. Every response or error is classified and reported
-(``POST /proxies/leases/{id}/report``) by a background thread:
+Every request is one lease (``POST /proxies/lease`` for the service, the URL's target
+and an optional sticky ``session``), one use, and one report
+(``POST /proxies/leases/{id}/report``, sent by a background thread so the caller does not
+wait). The server picks the proxy (rotation, per-target bans, caps, sticky sessions); the
+pool keeps one httpx client per proxy so its connections are reused across leases: at most
+``max_clients`` of them (the least recently used idle one is closed to make room, or the
+caller waits up to ``wait_timeout``), each closed after ``idle_timeout`` seconds unused or
+``max_age`` seconds. A lease's ``slow_down_ms`` (the server's pool-shrink hint) is waited
+before the request.
 
-- ``banned``: status in ``ban_statuses`` (default 403, 429), or the target's
-  ``ban_predicates[target](response)`` returned True; that client is dropped at once so
-  the next request leases another proxy (the server will not lease this one for the
-  target until its cooldown ends);
+Outcomes reported:
+
+- ``banned``: the status is in ``ban_statuses`` (default 403, 429), or the target's
+  ``ban_predicates[target](response)`` returned True (a ban page served with 200): the
+  server then bans that proxy for that target only, so the next lease gets another one;
 - ``timeout``: an httpx timeout; ``failure``: other transport errors or a 5xx;
 - ``success``: anything else.
 
-``session="abc"`` makes the requests sticky: the server leases the same proxy for the
-same session while it stays usable, and the pool keeps that session's client apart.
+``session="abc"`` makes requests sticky: the server leases the same proxy for the same
+session while it stays usable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from .batching import Batcher, Delivered
+from .errors import ApiError, RateLimitError, ServerError
 
 if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["AsyncProxyPool", "ProxyPool"]
+
+logger = logging.getLogger("coreadmin_client.proxies")
 
 BanPredicate = Callable[[httpx.Response], bool]
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
@@ -45,15 +51,19 @@ C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 @dataclass
 class _Slot[C: (httpx.Client, httpx.AsyncClient)]:
-    key: tuple[str, str | None]
-    lease_id: str
-    proxy_id: int
     proxy_url: str
     http: C
     created: float
-    expires: float
-    last_used: float = field(default=0.0)
-    busy: bool = True
+    last_used: float
+    users: int = 1
+
+
+@dataclass(frozen=True)
+class _Use:
+    lease_id: str
+    proxy_id: int
+    proxy_url: str
+    slow_down_s: float
 
 
 class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
@@ -81,11 +91,11 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.clock = clock
-        self._slots: list[_Slot[C]] = []
-        self._reserved = 0
+        self._slots: dict[str, _Slot[C]] = {}
         self._cond = threading.Condition()
         self.outcomes = dict.fromkeys(("success", "failure", "timeout", "banned"), 0)
         self.leases = 0
+        self.clients_created = 0
         self.reporter = Batcher(
             f"proxy-reports:{service}", self._send_reports, batch_size=50, interval=0.05
         )
@@ -93,61 +103,52 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
 
     # -- bookkeeping (under the lock, no I/O) ---------------------------------------------
     def _expired(self, slot: _Slot[C], now: float) -> bool:
-        return (
-            now - slot.last_used > self.idle_timeout
-            or now - slot.created > self.max_age
-            or now >= slot.expires
-        )
+        return now - slot.last_used > self.idle_timeout or now - slot.created > self.max_age
 
-    def _checkout(self, key: tuple[str, str | None]) -> tuple[_Slot[C] | None, bool, list[C]]:
-        """(slot, must_lease, clients_to_close); (None, False, ...) means wait."""
+    def _checkout(self, proxy_url: str) -> tuple[_Slot[C] | None, bool, list[C]]:
+        """(slot, may_create, clients_to_close); (None, False, ...) means wait."""
         now = self.clock()
-        doomed = [s for s in self._slots if not s.busy and self._expired(s, now)]
-        for slot in doomed:
-            self._slots.remove(slot)
+        doomed = [s for s in self._slots.values() if not s.users and self._expired(s, now)]
+        for gone in doomed:
+            del self._slots[gone.proxy_url]
         to_close = [s.http for s in doomed]
-        for slot in self._slots:
-            if not slot.busy and slot.key == key:
-                slot.busy = True
-                return slot, False, to_close
-        if len(self._slots) + self._reserved < self.max_clients:
-            self._reserved += 1
+        slot = self._slots.get(proxy_url)
+        if slot is not None:
+            slot.users += 1
+            return slot, False, to_close
+        if len(self._slots) < self.max_clients:
             return None, True, to_close
-        idle = [s for s in self._slots if not s.busy]
+        idle = [s for s in self._slots.values() if not s.users]
         if idle:
             victim = min(idle, key=lambda s: s.last_used)
-            self._slots.remove(victim)
+            del self._slots[victim.proxy_url]
             to_close.append(victim.http)
-            self._reserved += 1
             return None, True, to_close
         return None, False, to_close
 
-    def _add(self, key: tuple[str, str | None], lease: dict[str, Any], http: C) -> _Slot[C]:
+    def _add(self, proxy_url: str, http: C) -> tuple[_Slot[C], C | None]:
+        """Registers a new client; if another thread won the race, returns its slot and
+        the new client to close."""
         now = self.clock()
-        expires = now + self.max_age
-        if lease.get("expires_at"):
-            remaining = dt.datetime.fromisoformat(lease["expires_at"]).timestamp() - time.time()
-            expires = min(expires, now + remaining)
-        slot = _Slot(
-            key,
+        with self._cond:
+            existing = self._slots.get(proxy_url)
+            if existing is not None:
+                existing.users += 1
+                return existing, http
+            slot = _Slot(proxy_url, http, now, now)
+            self._slots[proxy_url] = slot
+            self.clients_created += 1
+            return slot, None
+
+    def _use(self, lease: dict[str, Any]) -> _Use:
+        with self._cond:
+            self.leases += 1
+        return _Use(
             str(lease["lease_id"]),
             int(lease["proxy_id"]),
-            lease["proxy_url"],
-            http,
-            now,
-            expires,
-            now,
+            str(lease["proxy_url"]),
+            float(lease.get("slow_down_ms") or 0) / 1000,
         )
-        with self._cond:
-            self._reserved -= 1
-            self._slots.append(slot)
-            self.leases += 1
-        return slot
-
-    def _unreserve(self) -> None:
-        with self._cond:
-            self._reserved -= 1
-            self._cond.notify()
 
     def _classify(self, target: str, result: httpx.Response | Exception) -> str:
         if isinstance(result, httpx.TimeoutException):
@@ -162,22 +163,23 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         return "failure" if result.status_code >= 500 else "success"
 
     def _release(
-        self, slot: _Slot[C], target: str, result: httpx.Response | Exception, started: float
-    ) -> C | None:
-        """Reports the outcome; returns the client to close if the slot was dropped."""
+        self,
+        slot: _Slot[C],
+        use: _Use,
+        target: str,
+        result: httpx.Response | Exception,
+        started: float,
+    ) -> None:
         outcome = self._classify(target, result)
         status = result.status_code if isinstance(result, httpx.Response) else None
         latency_ms = (time.perf_counter() - started) * 1000
-        self.reporter.try_put((slot.lease_id, outcome, latency_ms, status))
+        if not self.reporter.try_put((use.lease_id, outcome, latency_ms, status)):
+            logger.warning("proxy report queue full; lease %s not reported", use.lease_id)
         with self._cond:
             self.outcomes[outcome] += 1
-            slot.busy = False
+            slot.users -= 1
             slot.last_used = self.clock()
-            dropped = outcome == "banned"
-            if dropped:
-                self._slots.remove(slot)
             self._cond.notify()
-        return slot.http if dropped else None
 
     def _send_reports(self, items: list[Any], batch_id: str) -> Delivered:
         done = 0
@@ -185,11 +187,17 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
             body: dict[str, Any] = {"outcome": outcome, "latency_ms": round(latency_ms, 3)}
             if status is not None:
                 body["status_code"] = status
-            self.client.transport.request(
-                "POST", f"/api/v1/proxies/leases/{lease_id}/report", json=body
-            )
+            try:
+                self.client.transport.request(
+                    "POST", f"/api/v1/proxies/leases/{lease_id}/report", json=body
+                )
+            except ApiError as exc:
+                if isinstance(exc, ServerError | RateLimitError):
+                    raise
+                logger.warning("report of lease %s refused: %s", lease_id, exc)
+                continue
             done += 1
-        return Delivered(written=done)
+        return Delivered(written=done, queued=0)
 
     def _lease_body(self, target: str, session: str | None) -> dict[str, Any]:
         body = {"service": self.service, "target": target}
@@ -205,7 +213,8 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         with self._cond:
             return {
                 "clients": len(self._slots),
-                "busy": sum(s.busy for s in self._slots),
+                "busy": sum(1 for s in self._slots.values() if s.users),
+                "clients_created": self.clients_created,
                 "leases": self.leases,
                 "outcomes": dict(self.outcomes),
             }
@@ -214,30 +223,25 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
 class ProxyPool(_PoolCore[httpx.Client]):
     """Sync pool: ``pool.get(url)``, ``pool.request(method, url, session=..., **httpx)``."""
 
-    def _acquire(self, key: tuple[str, str | None]) -> _Slot[httpx.Client]:
+    def _client_for(self, proxy_url: str) -> _Slot[httpx.Client]:
         deadline = time.monotonic() + self.wait_timeout
         with self._cond:
             while True:
-                slot, must_lease, to_close = self._checkout(key)
+                slot, may_create, to_close = self._checkout(proxy_url)
                 for http in to_close:
                     http.close()
-                if slot is not None or must_lease:
+                if slot is not None:
+                    return slot
+                if may_create:
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"no proxy client free within {self.wait_timeout} s")
                 self._cond.wait(left)
-        if slot is not None:
-            return slot
-        try:
-            lease = self.client.transport.request(
-                "POST", "/api/v1/proxies/lease", json=self._lease_body(*key)
-            )
-            http = httpx.Client(proxy=lease["proxy_url"], timeout=self.timeout)
-        except BaseException:
-            self._unreserve()
-            raise
-        return self._add(key, lease, http)
+        slot, spare = self._add(proxy_url, httpx.Client(proxy=proxy_url, timeout=self.timeout))
+        if spare is not None:
+            spare.close()
+        return slot
 
     def request(
         self,
@@ -249,16 +253,20 @@ class ProxyPool(_PoolCore[httpx.Client]):
         **kwargs: Any,
     ) -> httpx.Response:
         target = self._target(url, target)
-        slot = self._acquire((target, session))
+        lease = self.client.transport.request(
+            "POST", "/api/v1/proxies/lease", json=self._lease_body(target, session)
+        )
+        use = self._use(lease)
+        slot = self._client_for(use.proxy_url)
+        if use.slow_down_s:
+            self.client.transport.sleep(use.slow_down_s)
         started = time.perf_counter()
         result: httpx.Response | Exception
         try:
             result = slot.http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             result = exc
-        doomed = self._release(slot, target, result, started)
-        if doomed is not None:
-            doomed.close()
+        self._release(slot, use, target, result, started)
         if isinstance(result, Exception):
             raise result
         return result
@@ -269,7 +277,7 @@ class ProxyPool(_PoolCore[httpx.Client]):
     def close(self) -> None:
         self.reporter.flush(10)
         with self._cond:
-            slots, self._slots = self._slots, []
+            slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
             slot.http.close()
 
@@ -277,29 +285,25 @@ class ProxyPool(_PoolCore[httpx.Client]):
 class AsyncProxyPool(_PoolCore[httpx.AsyncClient]):
     """Async pool: ``await pool.get(url)``; same rules as ProxyPool."""
 
-    async def _acquire(self, key: tuple[str, str | None]) -> _Slot[httpx.AsyncClient]:
+    async def _client_for(self, proxy_url: str) -> _Slot[httpx.AsyncClient]:
         deadline = time.monotonic() + self.wait_timeout
         while True:
             with self._cond:
-                slot, must_lease, to_close = self._checkout(key)
+                slot, may_create, to_close = self._checkout(proxy_url)
             for http in to_close:
                 await http.aclose()
             if slot is not None:
                 return slot
-            if must_lease:
+            if may_create:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no proxy client free within {self.wait_timeout} s")
             await asyncio.sleep(0.005)
-        try:
-            lease = await self.client.transport.arequest(
-                "POST", "/api/v1/proxies/lease", json=self._lease_body(*key)
-            )
-            http = httpx.AsyncClient(proxy=lease["proxy_url"], timeout=self.timeout)
-        except BaseException:
-            self._unreserve()
-            raise
-        return self._add(key, lease, http)
+        http = httpx.AsyncClient(proxy=proxy_url, timeout=self.timeout)
+        slot, spare = self._add(proxy_url, http)
+        if spare is not None:
+            await spare.aclose()
+        return slot
 
     async def request(
         self,
@@ -311,16 +315,20 @@ class AsyncProxyPool(_PoolCore[httpx.AsyncClient]):
         **kwargs: Any,
     ) -> httpx.Response:
         target = self._target(url, target)
-        slot = await self._acquire((target, session))
+        lease = await self.client.transport.arequest(
+            "POST", "/api/v1/proxies/lease", json=self._lease_body(target, session)
+        )
+        use = self._use(lease)
+        slot = await self._client_for(use.proxy_url)
+        if use.slow_down_s:
+            await self.client.transport.asleep(use.slow_down_s)
         started = time.perf_counter()
         result: httpx.Response | Exception
         try:
             result = await slot.http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             result = exc
-        doomed = self._release(slot, target, result, started)
-        if doomed is not None:
-            await doomed.aclose()
+        self._release(slot, use, target, result, started)
         if isinstance(result, Exception):
             raise result
         return result
@@ -331,6 +339,6 @@ class AsyncProxyPool(_PoolCore[httpx.AsyncClient]):
     async def aclose(self) -> None:
         await asyncio.to_thread(self.reporter.flush, 10)
         with self._cond:
-            slots, self._slots = self._slots, []
+            slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
             await slot.http.aclose()

@@ -41,18 +41,17 @@ def via(response: httpx.Response) -> str:
     return response.json()["headers"].get("Via", response.json()["headers"].get("via", ""))
 
 
-def test_requests_go_through_a_leased_proxy_and_the_client_is_reused(
+def test_each_request_is_one_lease_and_one_report_and_clients_are_reused_per_proxy(
     client: Client, site: Any, proxies: list[Any]
 ) -> None:
     pool = client.proxy_pool("reddit")
-    first = pool.get(site.url("/echo"))
-    second = pool.get(site.url("/echo"))
-    assert first.status_code == second.status_code == 200
-    assert via(first) == via(second) and "p-" in via(first)
-    assert pool.stats()["leases"] == 1
-    pool.reporter.flush(10)
-    assert pool.stats()["outcomes"]["success"] == 2
-    assert pool.reporter.counts["written"] == 2
+    responses = [pool.get(site.url("/echo")) for _ in range(4)]
+    assert {r.status_code for r in responses} == {200}
+    assert {via(r) for r in responses} == {"1.1 p-one", "1.1 p-two"}  # the server rotates
+    stats = pool.stats()
+    assert stats["leases"] == 4 and stats["clients_created"] == 2 and stats["clients"] == 2
+    assert pool.reporter.flush(10)
+    assert stats["outcomes"]["success"] == 4 and pool.reporter.counts["written"] == 4
     pool.close()
 
 
@@ -70,7 +69,7 @@ def test_a_ban_by_status_drops_that_proxy_and_the_next_request_uses_another(
     assert ok.status_code == 200
     stats = pool.stats()
     assert stats["outcomes"]["banned"] == 1 and stats["leases"] == 2
-    pool.reporter.flush(10)
+    assert pool.reporter.flush(10) and pool.reporter.counts["written"] == 2
     banned_for = [
         admin.request("GET", f"/api/v1/proxies/{p.coreadmin_id}")["banned_targets"] for p in proxies
     ]
@@ -90,7 +89,7 @@ def test_a_ban_that_looks_like_success_is_caught_by_the_targets_body_predicate(
     )
     response = pool.get(site.url("/ok"))
     assert response.status_code == 200 and devservers.CAPTCHA_TEXT in response.text
-    assert pool.stats()["outcomes"]["banned"] == 1 and pool.stats()["clients"] == 0
+    assert pool.stats()["outcomes"]["banned"] == 1
     pool.close()
 
 
@@ -109,14 +108,17 @@ def test_max_clients_is_never_exceeded_and_idle_clients_expire(
 ) -> None:
     now = [0.0]
     pool = client.proxy_pool("reddit", max_clients=1, idle_timeout=60, clock=lambda: now[0])
-    pool.get(site.url("/ok"), target="a.example")
-    pool.get(site.url("/ok"), target="b.example")  # evicts a.example's client
-    assert pool.stats()["clients"] == 1 and pool.stats()["leases"] == 2
-    pool.get(site.url("/ok"), target="b.example")
-    assert pool.stats()["leases"] == 2
+    for _ in range(4):  # alternating proxies: each new one evicts the idle other
+        assert pool.get(site.url("/ok")).status_code == 200
+        assert pool.stats()["clients"] == 1
+    assert pool.stats()["clients_created"] == 4
+    session = [pool.get(site.url("/ok"), session="s") for _ in range(3)]
+    assert all(r.status_code == 200 for r in session)
+    created = pool.stats()["clients_created"]
+    assert created <= 5  # the sticky session kept one proxy, so one client
     now[0] += 61
-    pool.get(site.url("/ok"), target="b.example")  # the idle one expired: a new lease
-    assert pool.stats()["leases"] == 3 and pool.stats()["clients"] == 1
+    pool.get(site.url("/ok"), session="s")  # the idle client expired: a new one
+    assert pool.stats()["clients_created"] == created + 1
     pool.close()
 
 
@@ -151,7 +153,7 @@ def test_the_async_pool(client: Client, site: Any, proxies: list[Any]) -> None:
         responses = await asyncio.gather(*(pool.get(site.url("/ok")) for _ in range(6)))
         stats = pool.stats()
         await pool.aclose()
-        assert stats["leases"] <= 2
+        assert stats["leases"] == 6 and stats["clients_created"] <= 2
         return [r.status_code for r in responses]
 
     assert asyncio.run(main()) == [200] * 6
