@@ -95,6 +95,7 @@ class Batcher:
         self._closed = False
         self._offline = False
         self._last_replay_try = 0.0
+        self._replay_lock = threading.Lock()
         self._loss_logged_at = -1e9
         self._counts = dict.fromkeys(
             ("submitted", "written", "queued", "spooled", "rejected", "dead"), 0
@@ -178,9 +179,16 @@ class Batcher:
         """Tries the spooled batches now (in order); returns how many were delivered."""
         if self.spool is None:
             return 0
+        with self._replay_lock:  # the background thread and a caller may both replay
+            return self._replay_locked(self.spool)
+
+    def _replay_locked(self, spool: Spool) -> int:
         delivered = 0
-        for path in self.spool.files():
-            batch_id, items = self.spool.read(path)
+        for path in spool.files():
+            try:
+                batch_id, items = spool.read(path)
+            except FileNotFoundError:
+                continue
             try:
                 result = self._send(items, batch_id)
             except _UNREACHABLE:
@@ -193,7 +201,7 @@ class Batcher:
                 with self._cond:
                     self._counts["spooled"] -= len(items)
                     self._credit(result, len(items))
-            self.spool.remove(path)
+            spool.remove(path)
             delivered += 1
         with self._cond:
             self._offline = False

@@ -37,9 +37,9 @@ def default_client() -> Client:
 class Client(Closing):
     """Connection to one coreadmin server with one API key.
 
-    ``service`` names this scraper (logs, spans, cache stats, heartbeat, spool paths);
-    ``instance`` defaults to ``<hostname>-<pid>``. ``max_staleness`` bounds how old the
-    cached circuit state may be (see circuits.py).
+    ``service`` (default ``"default"``) names this scraper in logs, spans, cache stats,
+    heartbeats and spool paths; ``instance`` defaults to ``<hostname>-<pid>``;
+    ``max_staleness`` bounds how old the cached circuit state may be (see circuits.py).
     """
 
     def __init__(
@@ -76,7 +76,7 @@ class Client(Closing):
             **extra,
         )
         self.base_url = self.transport.base_url
-        self.service = service
+        self.service = service or "default"  # the server requires a service name
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.version = version
         self.config: dict[str, Any] = {}

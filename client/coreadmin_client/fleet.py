@@ -34,21 +34,24 @@ def memory_mb() -> float:
 
 
 def apply_config(client: Client, config: dict[str, Any]) -> None:
-    """Applies a heartbeat's config: ``batch_size`` to every BatchWriter, ``log_level``
-    to every LogHandler / structlog processor, ``sampling_rate`` to the tracker; the whole
-    dict (rate limits, workers, retries...) stays readable in ``client.config``."""
+    """Applies a heartbeat's config: ``batch_size`` to every BatchWriter,
+    ``min_log_level`` (or ``log_level``) to every LogHandler / structlog processor,
+    ``span_sample_rate`` (or ``sampling_rate``) to the tracker; the whole dict (rate limit
+    policies, workers, retries...) stays readable in ``client.config``."""
     client.config.update(config)
     batch_size = config.get("batch_size")
     if isinstance(batch_size, int) and batch_size > 0:
         for batcher in client._dataset_batchers():
             batcher.batch_size = batch_size
-    level = config.get("log_level")
+    level = config.get("min_log_level", config.get("log_level"))
     if isinstance(level, str) and isinstance(logging.getLevelName(level.upper()), int):
+        number = logging.getLevelName(level.upper())
         for sink in client._log_sinks:
-            sink.level = logging.getLevelName(level.upper())
             if isinstance(sink, logging.Handler):
-                sink.setLevel(sink.level)
-    rate = config.get("sampling_rate")
+                sink.setLevel(number)
+            else:
+                sink.level = number
+    rate = config.get("span_sample_rate", config.get("sampling_rate"))
     if isinstance(rate, int | float) and client._tracker is not None:
         client._tracker.sampling_rate = float(rate)
 

@@ -86,7 +86,7 @@ class LogShipper:
         self.batcher.put(
             {
                 "ts": _now_iso(ts),
-                "level": level.upper(),
+                "level": level.lower(),
                 "logger": logger,
                 "message": message,
                 "service": self.client.service,

@@ -123,7 +123,8 @@ class Tracker:
     def sampling_rate(self) -> float:
         if self._rate is not None:
             return self._rate
-        return float(self.client.config.get("sampling_rate", 1.0))
+        config = self.client.config
+        return float(config.get("span_sample_rate", config.get("sampling_rate", 1.0)))
 
     @sampling_rate.setter
     def sampling_rate(self, rate: float) -> None:

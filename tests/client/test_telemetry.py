@@ -57,7 +57,7 @@ def test_log_handler_ships_records_with_their_context(
     assert shipper.batcher.counts["written"] == 1
     items = admin.request("GET", "/api/v1/logs", params={"service": "reddit"})["items"]
     assert [i["message"] for i in items] == ["fetched page-1"]
-    assert items[0]["logger"] == "scraper.test" and items[0]["level"] == "INFO"
+    assert items[0]["logger"] == "scraper.test" and items[0]["level"] == "info"
 
 
 def test_structlog_processor_ships_through_the_same_batcher(
@@ -80,7 +80,7 @@ def test_structlog_processor_ships_through_the_same_batcher(
     assert client.log_shipper() is shipper
     assert shipper.batcher.flush(10) and shipper.batcher.counts["written"] == 1
     items = admin.request("GET", "/api/v1/logs", params={"service": "reddit"})["items"]
-    assert items[0]["message"] == "proxy slow" and items[0]["level"] == "WARNING"
+    assert items[0]["message"] == "proxy slow" and items[0]["level"] == "warning"
 
 
 def test_logging_never_blocks_even_with_the_server_down_and_the_queue_full(
@@ -194,7 +194,10 @@ def test_a_heartbeat_returns_config_that_is_applied_without_restart(
     assert isinstance(config, dict)
     from coreadmin_client.fleet import apply_config
 
-    apply_config(client, {"batch_size": 77, "log_level": "ERROR", "sampling_rate": 0.5})
+    assert set(config) >= {"batch_size", "span_sample_rate", "min_log_level"}
+    assert writer._batcher.batch_size == config["batch_size"]
+    handler = client.log_handler(logging.DEBUG)
+    apply_config(client, {"batch_size": 77, "min_log_level": "error", "span_sample_rate": 0.5})
     assert writer._batcher.batch_size == 77
-    assert client.tracker.sampling_rate == 0.5
+    assert client.tracker.sampling_rate == 0.5 and handler.level == logging.ERROR
     writer.close()
