@@ -42,7 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ApiError, BackpressureError, NetworkError, RateLimitError, ServerError
+from .errors import (
+    ApiError,
+    BackpressureError,
+    NetworkError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+)
 from .spool import Spool
 
 __all__ = ["Batcher", "Delivered", "Overflow"]
@@ -189,6 +196,10 @@ class Batcher:
                 batch_id, items = spool.read(path)
             except FileNotFoundError:
                 continue
+            except (ValueError, KeyError, TypeError):
+                logger.error("%s: unreadable spool file %s set aside", self.name, path)
+                path.rename(path.with_suffix(".corrupt"))
+                continue
             try:
                 result = self._send(items, batch_id)
             except _UNREACHABLE:
@@ -292,6 +303,21 @@ class Batcher:
                 self._offline = True
                 self._last_replay_try = time.monotonic()
                 self._spool_locked(batch, batch_id)
+        except PayloadTooLargeError as exc:
+            if len(batch) == 1:
+                self._reject(batch_id, batch, exc, from_spool=False)
+                return
+            # Over the server's maximum: halve (and remember the smaller size). The halves
+            # get ids derived from this one, so their own retries stay idempotent.
+            half = len(batch) // 2
+            with self._cond:
+                self.batch_size = min(self.batch_size, half)
+                self._in_flight = len(batch) - half
+            logger.warning("%s: batch of %d too large; halving", self.name, len(batch))
+            self._deliver(batch[:half], f"{batch_id}.0", offline)
+            with self._cond:
+                self._in_flight = len(batch) - half
+            self._deliver(batch[half:], f"{batch_id}.1", self._offline)
         except ApiError as exc:
             self._reject(batch_id, batch, exc, from_spool=False)
         else:

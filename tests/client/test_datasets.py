@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from coreadmin_client import Client
@@ -162,3 +163,15 @@ def test_a_killed_client_process_replays_its_spool_after_restart_exactly_once(
     assert stored(admin) == 320 == 120 + 200
     assert not any(Path(spool).glob("*.json"))
     assert os.path.exists(spool)
+
+
+def test_a_batch_over_the_servers_maximum_is_halved_until_it_fits(
+    client: Client, admin: Client, tmp_path: Path, settings: Any
+) -> None:
+    settings.DATASETS_MAX_BATCH_RECORDS = 30
+    with client.batch_writer("posts", batch_size=100, interval=3600, spool_dir=tmp_path) as w:
+        w.write_many({"id": f"h{i}", "score": i} for i in range(100))
+        assert w.flush(20)
+        assert w.counts["written"] == 100 and w.counts["rejected"] == 0
+        assert w._batcher.batch_size <= 30
+    assert stored(admin) == 100
