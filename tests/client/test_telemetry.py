@@ -8,11 +8,12 @@ import logging
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from coreadmin_client import Client, LRUCache, is_sampled
 
-from tests.client.conftest import requires
+from tests.client.conftest import requires, wait_until
 
 
 def reference_sampled(thread_id: str, rate: float) -> bool:
@@ -69,7 +70,7 @@ def test_structlog_processor_ships_through_the_same_batcher(
     shipper = client.log_shipper(spool_dir=tmp_path)
     processor = client.structlog_processor()
     log = structlog.wrap_logger(
-        structlog.PrintLogger(open("/dev/null", "w")),  # noqa: SIM115
+        structlog.ReturnLogger(),
         processors=[
             structlog.processors.add_log_level,
             processor,
@@ -201,3 +202,25 @@ def test_a_heartbeat_returns_config_that_is_applied_without_restart(
     assert writer._batcher.batch_size == 77
     assert client.tracker.sampling_rate == 0.5 and handler.level == logging.ERROR
     writer.close()
+
+
+def test_the_background_heartbeat_keeps_the_config_current(client: Client) -> None:
+    requires("/api/v1/fleet/heartbeat")
+    beats: list[dict[str, Any]] = []
+    client.start_heartbeat(interval=0.05, extra=lambda: beats.append({}) or {"n": len(beats)})
+    wait_until(lambda: len(beats) >= 3)
+    assert client.config["batch_size"] >= 1
+    assert asyncio.run(client.aheartbeat())["batch_size"] == client.config["batch_size"]
+
+
+def test_cache_stats_are_reported_periodically(client: Client, admin: Client) -> None:
+    requires("/api/v1/cache-stats")
+    cache = client.cache("periodic-l1", report_interval=0.05)
+    cache.set("k", 1)
+    cache.get("k")
+
+    def reported() -> bool:
+        items = admin.request("GET", "/api/v1/caches", params={"window_s": 3600})["items"]
+        return any(i["cache"] == "periodic-l1" and i["hits"] == 1 for i in items)
+
+    wait_until(reported)
