@@ -144,3 +144,35 @@ def test_an_unreachable_server_fails_open_and_counts_it(scraper_key: str) -> Non
         pytest.raises(CircuitOpenError),
     ):
         circuit_protected("search", client=strict)(lambda: 1)()
+
+
+def test_after_the_recovery_timeout_a_probe_is_admitted_and_its_success_closes_the_circuit(
+    client: Client, admin: Client
+) -> None:
+    admin.request("PUT", "/api/v1/circuits/search", json={**CONFIG, "recovery_timeout_ms": 100})
+    healthy = [False]
+
+    @circuit_protected("search", client=client)
+    def call() -> str:
+        if not healthy[0]:
+            raise ConnectionError("down")
+        return "up"
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            call()
+    client.flush(10)
+    assert server_state(admin) == "open"
+    healthy[0] = True
+
+    def probe_succeeded() -> bool:
+        try:
+            return call() == "up"
+        except CircuitOpenError:
+            return False
+
+    wait_until(probe_succeeded, timeout=10)
+    client.flush(10)
+    assert server_state(admin) == "closed"
+    events = admin.request("GET", "/api/v1/circuits/search/events")["items"]
+    assert [e["to_state"] for e in events][:3] == ["closed", "half_open", "open"]
