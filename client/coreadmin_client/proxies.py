@@ -92,6 +92,7 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         self.wait_timeout = wait_timeout
         self.clock = clock
         self._slots: dict[str, _Slot[C]] = {}
+        self._creating = 0
         self._cond = threading.Condition()
         self.outcomes = dict.fromkeys(("success", "failure", "timeout", "banned"), 0)
         self.leases = 0
@@ -116,13 +117,15 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         if slot is not None:
             slot.users += 1
             return slot, False, to_close
-        if len(self._slots) < self.max_clients:
+        if len(self._slots) + self._creating < self.max_clients:
+            self._creating += 1  # reserved until _add, so racing threads cannot overshoot
             return None, True, to_close
         idle = [s for s in self._slots.values() if not s.users]
         if idle:
             victim = min(idle, key=lambda s: s.last_used)
             del self._slots[victim.proxy_url]
             to_close.append(victim.http)
+            self._creating += 1
             return None, True, to_close
         return None, False, to_close
 
@@ -131,6 +134,7 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
         the new client to close."""
         now = self.clock()
         with self._cond:
+            self._creating -= 1
             existing = self._slots.get(proxy_url)
             if existing is not None:
                 existing.users += 1

@@ -157,3 +157,24 @@ def test_the_async_pool(client: Client, site: Any, proxies: list[Any]) -> None:
         return [r.status_code for r in responses]
 
     assert asyncio.run(main()) == [200] * 6
+
+
+def test_when_every_client_is_busy_a_request_waits_for_one_to_come_back(
+    client: Client, site: Any, proxies: list[Any]
+) -> None:
+    import threading
+
+    pool = client.proxy_pool("reddit", max_clients=1, wait_timeout=30)
+    statuses: list[int] = []
+
+    def fetch() -> None:
+        statuses.append(pool.get(site.url("/slow?ms=300")).status_code)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200, 200]
+    assert pool.stats()["clients"] == 1 and pool.stats()["leases"] == 2
+    pool.close()
