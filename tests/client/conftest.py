@@ -3,6 +3,7 @@ Postgres and Redis). Nothing of our server is mocked."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.01)
+
+
+def run_async(coro: Any) -> Any:
+    """asyncio.run in a fresh thread: other suites (playwright) may leave an event loop
+    running in the test thread, where asyncio.run refuses to start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from coreadmin_client import CircuitOpenError, Client, circuit_protected
 
-from tests.client.conftest import FAST, requires, wait_until
+from tests.client.conftest import FAST, requires, run_async, wait_until
 
 CONFIG = {
     "failure_threshold": 2,
@@ -110,7 +110,7 @@ def test_async_decorator_and_context_manager(client: Client, admin: Client) -> N
         out.append(await failing())
         return out
 
-    assert asyncio.run(main()) == ["ok", "inside", "fallback"]
+    assert run_async(main()) == ["ok", "inside", "fallback"]
     assert server_state(admin) == "open"
 
 

@@ -3,7 +3,6 @@ submitted against what the server stored, through outages, lost answers and rest
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from coreadmin_client import Client
 
-from tests.client.conftest import FAST, requires, wait_until
+from tests.client.conftest import FAST, requires, run_async, wait_until
 from tests.client.relay import Relay
 
 DATASET = {
@@ -63,7 +62,7 @@ def test_async_writes_are_stored(client: Client, admin: Client, tmp_path: Path) 
             await writer.aflush(20)
             return writer.counts
 
-    assert asyncio.run(main())["written"] == 10
+    assert run_async(main())["written"] == 10
     assert stored(admin) == 10
 
 

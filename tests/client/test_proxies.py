@@ -11,7 +11,7 @@ import httpx
 import pytest
 from coreadmin_client import Client, NoProxyAvailableError
 
-from tests.client.conftest import requires
+from tests.client.conftest import requires, run_async
 
 devservers = pytest.importorskip("coreadmin.devservers")
 
@@ -156,7 +156,7 @@ def test_the_async_pool(client: Client, site: Any, proxies: list[Any]) -> None:
         assert stats["leases"] == 6 and stats["clients_created"] <= 2
         return [r.status_code for r in responses]
 
-    assert asyncio.run(main()) == [200] * 6
+    assert run_async(main()) == [200] * 6
 
 
 def test_when_every_client_is_busy_a_request_waits_for_one_to_come_back(

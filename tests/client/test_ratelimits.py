@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 from coreadmin_client import Client, NotFoundError, RateLimitError
 
-from tests.client.conftest import requires
+from tests.client.conftest import requires, run_async
 
 
 @pytest.fixture(autouse=True)
@@ -64,4 +63,4 @@ def test_async_forms(client: Client) -> None:
         await client.aacquire("slow")
         return [await client.atry_acquire("slow") for _ in range(3)]
 
-    assert asyncio.run(main()) == [True, True, False]
+    assert run_async(main()) == [True, True, False]

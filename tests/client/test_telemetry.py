@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from coreadmin_client import Client, LRUCache, is_sampled
 
-from tests.client.conftest import requires, wait_until
+from tests.client.conftest import requires, run_async, wait_until
 
 
 def reference_sampled(thread_id: str, rate: float) -> bool:
@@ -145,7 +145,7 @@ def test_async_stages_keep_their_own_thread_id(client: Client) -> None:
     async def main() -> None:
         await asyncio.gather(*(scrape(f"async-{i}") for i in range(5)))
 
-    asyncio.run(main())
+    run_async(main())
     for i in range(5):
         assert tracker.summary(f"async-{i}")["stages"]["1.1_STEP"]["count"] == 1  # type: ignore[index]
 
@@ -161,7 +161,7 @@ def test_the_l1_cache_evicts_least_recently_used_and_expires_by_ttl() -> None:
     now[0] += 11
     assert cache.get("a") is None
     assert cache.get_or_set("a", lambda: 9) == 9
-    assert asyncio.run(cache.aget_or_set("z", _async_value)) == "computed"
+    assert run_async(cache.aget_or_set("z", _async_value)) == "computed"
     stats = cache.stats()
     assert (stats["hits"], stats["misses"], stats["evictions"]) == (2, 4, 2)
 
@@ -210,7 +210,7 @@ def test_the_background_heartbeat_keeps_the_config_current(client: Client) -> No
     client.start_heartbeat(interval=0.05, extra=lambda: beats.append({}) or {"n": len(beats)})
     wait_until(lambda: len(beats) >= 3)
     assert client.config["batch_size"] >= 1
-    assert asyncio.run(client.aheartbeat())["batch_size"] == client.config["batch_size"]
+    assert run_async(client.aheartbeat())["batch_size"] == client.config["batch_size"]
 
 
 def test_cache_stats_are_reported_periodically(client: Client, admin: Client) -> None:

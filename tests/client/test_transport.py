@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 from pathlib import Path
@@ -19,13 +18,13 @@ from coreadmin_client import (
 from coreadmin_client.errors import RateLimitError, ValidationError, error_for
 from coreadmin_client.transport import parse_retry_after
 
-from tests.client.conftest import FAST
+from tests.client.conftest import FAST, run_async
 from tests.client.relay import Relay
 
 
 def test_a_valid_key_reaches_the_server_sync_and_async(client: Client) -> None:
     assert client.whoami()["scope"] == "scraper"
-    assert asyncio.run(client.awhoami())["name"] == "client-scraper"
+    assert run_async(client.awhoami())["name"] == "client-scraper"
 
 
 def test_a_bad_key_raises_authentication_error_without_retrying(server_url: str) -> None:
@@ -112,4 +111,4 @@ def test_the_client_is_usable_as_an_async_context_manager(
         async with Client(server_url, scraper_key, make_default=False) as c:
             return str((await c.awhoami())["scope"])
 
-    assert asyncio.run(main()) == "scraper"
+    assert run_async(main()) == "scraper"
