@@ -153,6 +153,7 @@ def test_the_async_pool(client: Client, site: Any, proxies: list[Any]) -> None:
         responses = await asyncio.gather(*(pool.get(site.url("/ok")) for _ in range(6)))
         stats = pool.stats()
         await pool.aclose()
+        await client.transport.aclose()  # this loop's connection pool
         assert stats["leases"] == 6 and stats["clients_created"] <= 2
         return [r.status_code for r in responses]
 

@@ -210,7 +210,14 @@ def test_the_background_heartbeat_keeps_the_config_current(client: Client) -> No
     client.start_heartbeat(interval=0.05, extra=lambda: beats.append({}) or {"n": len(beats)})
     wait_until(lambda: len(beats) >= 3)
     assert client.config["batch_size"] >= 1
-    assert run_async(client.aheartbeat())["batch_size"] == client.config["batch_size"]
+
+    async def beat() -> dict[str, Any]:
+        try:
+            return await client.aheartbeat()
+        finally:
+            await client.transport.aclose()
+
+    assert run_async(beat())["batch_size"] == client.config["batch_size"]
 
 
 def test_cache_stats_are_reported_periodically(client: Client, admin: Client) -> None:
