@@ -17,7 +17,7 @@ def policies(admin: Client) -> None:
         "PUT", "/api/v1/ratelimits/slow", json={"limit": 1, "period_ms": 600_000, "burst": 3}
     )
     admin.request(
-        "PUT", "/api/v1/ratelimits/fast", json={"limit": 10, "period_ms": 1000, "burst": 1}
+        "PUT", "/api/v1/ratelimits/fast", json={"limit": 2, "period_ms": 1000, "burst": 1}
     )
 
 
@@ -37,12 +37,12 @@ def test_acquire_waits_for_the_servers_retry_after_then_succeeds(
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
-        time.sleep(seconds)  # 100 ms at 10/s: the server's bucket refills in real time
+        time.sleep(seconds)  # 0.5 s at 2/s: the server's bucket refills in real time
 
     with Client(server_url, scraper_key, sleep=sleep, make_default=False) as c:
-        for _ in range(3):
+        for _ in range(2):
             c.acquire("fast")
-    assert len(waits) >= 2 and all(0 < w < 0.5 for w in waits)
+    assert len(waits) >= 1 and all(0 < w < 1.0 for w in waits)
 
 
 def test_acquire_gives_up_with_rate_limit_error_when_the_wait_exceeds_the_timeout(
