@@ -23,6 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 12), "coreadmin needs Python 3.12+ (3.13 preferred)"'
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e client
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
