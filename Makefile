@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install chromium run test lint fmt bench lock clean-data
+.PHONY: install chromium run test lint fmt bench soak lock clean-data
 
 install: $(STAMP)
 
@@ -50,6 +50,11 @@ fmt: install
 
 bench: install
 	$(PY) -m bench
+
+# Open-loop soak at 70% of the measured peak; report in test-artifacts/soak-*.md.
+MINUTES ?= 1
+soak: install
+	MINUTES=$(MINUTES) $(PY) -m bench.soak
 
 # Forget the embedded servers' data (the demo operator and key are made anew next run).
 clean-data:

@@ -2,7 +2,7 @@
 percentile_cont over the raw rows (same run, same window), the sketches' measured
 relative error, and the server time of every tracing/caching/overview page.
 
-Data: ``generate_bench_data --spans $BENCH_TRACING_SPANS`` (default 10 million) in the
+Data: ``generate_span_data --spans $BENCH_TRACING_SPANS`` (default 10 million) in the
 bench database, reused by later runs while it still covers the last 24 h (``--reuse``),
 else wiped and generated again (``--wipe``; about 4 minutes here).
 """
@@ -83,7 +83,7 @@ def main() -> None:
     with bench_server(workers=2) as server:
         started = time.monotonic()
         out = server.manage(
-            "generate_bench_data", "--spans", str(SPANS), "--hours", "24", "--reuse", "--wipe"
+            "generate_span_data", "--spans", str(SPANS), "--hours", "24", "--reuse", "--wipe"
         )
         print(out.strip().splitlines()[-1], f"(data step {time.monotonic() - started:.0f} s)")
         key = server.api_key("admin")

@@ -50,6 +50,12 @@ def heartbeat_record(
                 }
             ],
         )
+    if b"\\u0000" in extra_json.replace(b"\\\\", b""):
+        # Postgres jsonb cannot hold NUL: refuse it clearly rather than fail with a 500.
+        raise ValidationFailed(
+            "extra contains a NUL character.",
+            [{"path": "extra", "reason": "text may not contain \\u0000"}],
+        )
     now = clock.now()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -229,3 +229,19 @@ def test_a_service_restricted_key_lists_only_its_services_instances(make_api_key
     items = reddit.get("/api/v1/fleet/instances").json()["items"]
     assert [i["service"] for i in items] == ["reddit"]
     assert reddit.get("/api/v1/fleet/instances", service="twitter").status_code == 403
+
+
+def test_a_heartbeat_whose_extra_holds_a_nul_is_refused_and_stores_nothing(scraper_api):
+    response = scraper_api.post(
+        URL,
+        {
+            "instance": "nul-1",
+            "service": "reddit",
+            "version": "1",
+            "memory_mb": 1.0,
+            "extra": {"note": "a\u0000b"},
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["fields"][0]["path"] == "extra"
+    assert not ScraperInstance.objects.filter(instance="nul-1").exists()

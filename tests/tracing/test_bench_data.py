@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_generated_bench_data_has_raw_spans_matching_sketches_and_cache_stats(clock):
     out = io.StringIO()
     call_command(
-        "generate_bench_data",
+        "generate_span_data",
         "--spans",
         "2400",
         "--hours",
@@ -36,5 +36,5 @@ def test_generated_bench_data_has_raw_spans_matching_sketches_and_cache_stats(cl
     assert [s.depth for s in thread.spans][:3] == [0, 1, 1]
     assert len(cache_summaries(window_s=3600)) == 3
     out = io.StringIO()
-    call_command("generate_bench_data", "--spans", "2400", "--hours", "2", "--reuse", stdout=out)
+    call_command("generate_span_data", "--spans", "2400", "--hours", "2", "--reuse", stdout=out)
     assert "nothing generated" in out.getvalue()

@@ -1,7 +1,7 @@
 """Bench and demo data: spans (raw rows and their sketches) and cache-stats intervals.
 
-    python manage.py generate_bench_data --spans 10000000 --hours 24
-    python manage.py generate_bench_data --spans 20000 --hours 2 --cache-days 1   # a demo
+    python manage.py generate_span_data --spans 10000000 --hours 24
+    python manage.py generate_span_data --spans 20000 --hours 2 --cache-days 1   # a demo
 
 Spans are generated inside Postgres (generate_series, lognormal durations by Box-Muller),
 one thread = one pass through the stage tree below, threads evenly spread over the last
