@@ -268,10 +268,16 @@ def celery_worker(server: BenchServer) -> Iterator[None]:
 
 
 def _gunicorn_master(server: BenchServer) -> int:
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "gunicorn" in cmd and f":{server.port}" in cmd:
-            return proc.pid
+    # The master and its workers all hold the listening socket; the master is the one
+    # whose parent does not.
+    pids = {
+        c.pid
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_LISTEN and c.pid
+    }
+    for pid in pids:
+        if psutil.Process(pid).ppid() not in pids:
+            return pid
     raise RuntimeError("gunicorn master not found")
 
 
