@@ -174,8 +174,8 @@ def _self_tracing_overhead() -> None:
     results = {}
     for label, env in (
         ("self-tracing off", {"TRACING_SELF_ENABLED": "false"}),
-        ("self-tracing 10%", {"TRACING_DEFAULT_SAMPLE_RATE": "0.1"}),
-        ("self-tracing 100%", {"TRACING_DEFAULT_SAMPLE_RATE": "1.0"}),
+        ("self-tracing 10%", {"FLEET_DEFAULT_SPAN_SAMPLE_RATE": "0.1"}),
+        ("self-tracing 100%", {"FLEET_DEFAULT_SPAN_SAMPLE_RATE": "1.0"}),
     ):
         with bench_server(workers=2, **env) as server:
             key = server.api_key("scraper")

@@ -514,8 +514,8 @@ from coreadmin.redaction import configure_default_redactor  # noqa: E402
 configure_default_redactor(LOGS_REDACT_EXTRA_PATTERNS, LOGS_REDACT_EXTRA_KEYS)
 
 # --- tracing ---
-# Share of threads (by thread_id) whose spans are kept; apps.tracing.sampling.
-TRACING_DEFAULT_SAMPLE_RATE = env.number("TRACING_DEFAULT_SAMPLE_RATE", 0.10)
+# The share of threads whose spans are kept is the fleet's per-service span_sample_rate
+# (FLEET_DEFAULT_SPAN_SAMPLE_RATE when a service has none); apps.tracing.sampling.
 # Raw spans (thread waterfalls) are kept this many days; daily partitions are dropped.
 TRACING_RAW_RETENTION_DAYS = env.integer("TRACING_RAW_RETENTION_DAYS", 3, minimum=1)
 # Per-minute sketches back windows up to 6 h; per-hour sketches back longer windows.

@@ -15,6 +15,7 @@ from django.test import Client
 from apps.accounts.auth import clear_key_cache
 from apps.accounts.permissions import OPERATORS, VIEWERS
 from apps.accounts.services import api_key_create
+from apps.fleet.selectors import clear_service_config_cache
 from coreadmin.clock import clock as global_clock
 from coreadmin.redis import connection
 
@@ -37,6 +38,7 @@ def redis_keys_are_ours_and_expire() -> Iterator[None]:
     if keys:
         client.delete(*keys)
     clear_key_cache()
+    clear_service_config_cache()  # a test's configuration rows are rolled back
     if immortal:
         pytest.fail(f"Redis keys without a TTL: {immortal}")
 

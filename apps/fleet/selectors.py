@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from apps.fleet.models import ScraperInstance, ServiceConfiguration
@@ -80,6 +81,15 @@ def service_config(service: str) -> ServiceConfig:
     with _cache_lock:
         _cache[service] = (now, config)
     return config
+
+
+def _forget_on_setting_change(*, setting: str, **kwargs: Any) -> None:
+    # The defaults come from FLEET_DEFAULT_* settings (override_settings in tests).
+    if setting.startswith("FLEET_"):
+        clear_service_config_cache()
+
+
+setting_changed.connect(_forget_on_setting_change)
 
 
 def stale_threshold(now: dt.datetime | None = None) -> dt.datetime:

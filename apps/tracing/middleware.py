@@ -81,7 +81,9 @@ current: ContextVar[Recorder | None] = ContextVar("coreadmin_trace", default=Non
 
 _buffer: list[SpanIn] = []
 _buffer_lock = threading.Lock()
-_last_flush = [0.0]
+# monotonic time of the last write; -inf = never (monotonic starts near 0 at boot, so
+# 0.0 would read as "just written" on a machine up for less than the interval).
+_last_flush = [float("-inf")]
 
 
 _flusher: list[threading.Thread] = []

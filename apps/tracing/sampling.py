@@ -13,7 +13,6 @@ import math
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.signals import setting_changed
 
 
@@ -31,10 +30,13 @@ def is_sampled(thread_id: str, rate: float) -> bool:
 
 
 def sample_rate_for(service: str) -> float:
-    """The span sample rate of a service. For now the setting's default for everyone;
-    at merge this reads apps.fleet.selectors.service_config(service).span_sample_rate,
-    so it is the one place to change."""
-    return settings.TRACING_DEFAULT_SAMPLE_RATE
+    """The span sample rate of a service: its fleet configuration's ``span_sample_rate``
+    (edited in the admin, advertised to scrapers with every heartbeat), or
+    FLEET_DEFAULT_SPAN_SAMPLE_RATE when the service has no configuration row. The server's
+    own spans are those of the service ``coreadmin``."""
+    from apps.fleet.selectors import service_config
+
+    return service_config(service).span_sample_rate
 
 
 # sample_rate_for may read the fleet's per-service config (a query): callers on hot paths

@@ -10,10 +10,11 @@ from django.test import override_settings
 from apps.tracing.sampling import is_sampled, thread_hash
 from apps.tracing.selectors import stage_stats, thread_spans, window_plan
 from apps.tracing.services import SpanIn, sketches_rebuild, spans_ingest, tracing_retention
+from tests.fleet.helpers import configure_service
 
 pytestmark = pytest.mark.django_db
 
-ALL = override_settings(TRACING_DEFAULT_SAMPLE_RATE=1.0)
+ALL = override_settings(FLEET_DEFAULT_SPAN_SAMPLE_RATE=1.0)
 
 
 def _span(thread="t1", stage="2_FETCH", at=None, ms=10.0, status="ok", parent="", svc="reddit"):
@@ -73,6 +74,27 @@ def test_sampling_keeps_or_drops_whole_threads_by_the_hash_rule(scraper_api, clo
         assert sorted(r[0] for r in cursor.fetchall()) == sorted(kept)
         cursor.execute("SELECT thread_id, count(*) FROM tracing_span GROUP BY 1")
         assert {n for _t, n in cursor.fetchall()} == {3}
+
+
+def test_each_service_is_sampled_at_its_fleet_configured_rate(scraper_api, clock):
+    from apps.fleet.services import service_configuration_save
+    from apps.tracing import sampling
+
+    row = configure_service("reddit", span_sample_rate=0.5)
+    sampling._memo.clear()
+    threads = [f"thread-{i}" for i in range(400)]
+    spans = [_span(t, at=clock.now(), svc=svc) for t in threads for svc in ("reddit", "hn")]
+    body = scraper_api.post("/api/v1/spans", {"spans": spans}).json()
+    assert body["sample_rates"] == {"reddit": 0.5, "hn": 0.10}  # hn: the default
+    at_half = [t for t in threads if is_sampled(t, 0.5)]
+    at_tenth = [t for t in threads if is_sampled(t, 0.10)]
+    assert body["accepted"] == len(at_half) + len(at_tenth)
+    # An edit (through the service the admin uses) applies without a restart.
+    row.span_sample_rate = 0.0
+    service_configuration_save(configuration=row, actor="test", created=False)
+    sampling._memo.clear()  # the 5 s per-process memo, as if 5 s had passed
+    body = scraper_api.post("/api/v1/spans", {"spans": spans[:2]}).json()
+    assert body["sample_rates"] == {"reddit": 0.0, "hn": 0.10}
 
 
 def test_sampling_is_deterministic_and_matches_the_rate_within_statistical_bounds():

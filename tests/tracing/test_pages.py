@@ -103,7 +103,7 @@ def test_the_slowest_stages_tile_links_to_the_tracker(operator_client, clock):
     assert html.index("1_SCRAPE") < html.index("2_FETCH") < html.index("3_PARSE")
 
 
-@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=1.0)
+@override_settings(TRACING_SELF_ENABLED=True, FLEET_DEFAULT_SPAN_SAMPLE_RATE=1.0)
 def test_the_server_traces_its_own_api_requests_as_stages(scraper_api, clock):
     response = scraper_api.get("/api/v1/tracing/stages", headers={"X-Request-ID": "req-42"})
     assert response["X-Thread-Id"] == "req-42"
@@ -119,14 +119,14 @@ def test_the_server_traces_its_own_api_requests_as_stages(scraper_api, clock):
     assert {s["service"] for s in body["spans"]} == {"coreadmin"}
 
 
-@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=0.0)
+@override_settings(TRACING_SELF_ENABLED=True, FLEET_DEFAULT_SPAN_SAMPLE_RATE=0.0)
 def test_unsampled_requests_store_nothing(scraper_api, clock):
     response = scraper_api.get("/api/v1/tracing/stages")
     assert "X-Thread-Id" not in response
     assert scraper_api.get("/api/v1/tracing/stages").json()["items"] == []
 
 
-@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=1.0)
+@override_settings(TRACING_SELF_ENABLED=True, FLEET_DEFAULT_SPAN_SAMPLE_RATE=1.0)
 def test_pages_are_traced_as_a_request_and_its_view(operator_client, scraper_api, clock):
     response = operator_client.get("/caches/", headers={"X-Request-ID": "page-1"})
     assert response["X-Thread-Id"] == "page-1"
@@ -151,14 +151,14 @@ def test_the_beat_tasks_run(clock):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(TRACING_SELF_ENABLED=True, TRACING_DEFAULT_SAMPLE_RATE=1.0)
+@override_settings(TRACING_SELF_ENABLED=True, FLEET_DEFAULT_SPAN_SAMPLE_RATE=1.0)
 def test_buffered_own_spans_are_written_by_a_background_thread(scraper_api, settings):
     from django.db import connection
 
     from apps.tracing import middleware
 
     settings.TRACING_SELF_FLUSH_SECONDS = 3600
-    middleware._last_flush[0] = 0.0  # due
+    middleware._last_flush[0] = float("-inf")  # due
     try:
         scraper_api.get("/api/v1/whoami", headers={"X-Request-ID": "bg-1"})
         middleware._flusher[0].join(10)
