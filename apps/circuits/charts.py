@@ -1,4 +1,5 @@
-"""Server-rendered SVG charts: sparklines (a line and the area under it) and a state band.
+"""Server-rendered SVG charts of circuits and rate limits: per-minute series, a state band
+and stacked bars (sparklines: coreadmin.charts).
 
 Pure functions returning path strings / rectangles; templates draw the <svg>.
 """
@@ -15,34 +16,6 @@ def minute_series(stats: dict[bytes, bytes], minute_now: int, kind: str) -> list
     return [
         int(stats.get(f"{kind}{m}".encode(), 0)) for m in range(minute_now - 59, minute_now + 1)
     ]
-
-
-@dataclass(frozen=True)
-class Spark:
-    line: str
-    area: str
-    width: int
-    height: int
-    peak: float
-
-
-def sparkline(
-    values: Sequence[float], *, width: int = 240, height: int = 40, peak: float | None = None
-) -> Spark:
-    """Paths for ``values`` spread over ``width``; the y scale tops out at ``peak`` (default:
-    the largest value), so two series can share one scale."""
-    top = max(peak if peak is not None else max(values, default=0), 1)
-    n = len(values)
-    if n == 0:
-        return Spark("", "", width, height, top)
-    step = width / max(n - 1, 1)
-    points = [
-        (round(i * step, 1), round(height - 1 - (v / top) * (height - 2), 1))
-        for i, v in enumerate(values)
-    ]
-    line = "M" + " L".join(f"{x},{y}" for x, y in points)
-    area = f"{line} L{points[-1][0]},{height} L0,{height} Z"
-    return Spark(line, area, width, height, top)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import operator_required
 from apps.accounts.services import actor_name
-from apps.circuits.charts import sparkline, state_band
+from apps.circuits.charts import state_band
 from apps.circuits.models import Circuit, State
 from apps.circuits.selectors import (
     CircuitPanel,
@@ -25,6 +25,7 @@ from apps.circuits.selectors import (
     circuit_states,
 )
 from apps.circuits.services import circuit_force
+from coreadmin.charts import sparkline
 from coreadmin.clock import clock
 from coreadmin.errors import ApiError
 from coreadmin.http import HtmxHttpRequest
@@ -44,8 +45,8 @@ def _tile(panel: CircuitPanel) -> dict[str, Any]:
     return {
         "panel": panel,
         "status": panel.status,
-        "traffic_spark": sparkline(panel.traffic, peak=peak),
-        "failure_spark": sparkline(panel.failures, peak=peak),
+        "traffic_spark": sparkline(panel.traffic, width=240, height=40, top=peak),
+        "failure_spark": sparkline(panel.failures, width=240, height=40, top=peak),
     }
 
 

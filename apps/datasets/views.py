@@ -18,7 +18,6 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import operator_required
 from apps.accounts.services import actor_name
-from apps.datasets.charts import sparkline
 from apps.datasets.models import Dataset, RetryItem
 from apps.datasets.selectors import (
     ERROR_CODES,
@@ -39,6 +38,7 @@ from apps.datasets.services import (
     retry_discard,
     retry_now,
 )
+from coreadmin.charts import sparkline
 from coreadmin.clock import clock
 from coreadmin.errors import ApiError, NotFound
 from coreadmin.http import HtmxHttpRequest
@@ -65,7 +65,7 @@ def dataset_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "counts": retry_tab_counts(RetryFilters(dataset=dataset.name)),
         "recent": recent_records(dataset),
         "rate": rate,
-        "spark": sparkline(written),
+        "spark": sparkline(written, width=320, height=48),
         "last_minute": written[-1] if written else 0,
         "last_hour": sum(written),
         "peak_minute": max(written) if written else 0,

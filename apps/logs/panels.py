@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.logs.charts import sparkline
 from apps.logs.selectors import error_rate
+from coreadmin.charts import sparkline
 from coreadmin.panels import NavItem, Tile
 
 
 def error_rate_tile() -> dict[str, Any]:
     rate = error_rate(minutes=30)
-    return {**rate, "spark": sparkline(rate["series"])}
+    return {**rate, "spark": sparkline(rate["series"], width=280, height=40)}
 
 
 NAV = [NavItem("Logs", "logs:list", order=70)]
