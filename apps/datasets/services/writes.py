@@ -29,15 +29,17 @@ from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
 
 STAGE_SQL = (
-    "CREATE TEMP TABLE IF NOT EXISTS datasets_stage (key jsonb NOT NULL, data jsonb NOT NULL) "
+    "CREATE TEMP TABLE IF NOT EXISTS datasets_stage (data jsonb NOT NULL) "
     "ON COMMIT DELETE ROWS; DELETE FROM datasets_stage"
 )
-COPY_SQL = "COPY datasets_stage (key, data) FROM STDIN"
-# The upsert also records how many rows it inserted (xmax = 0 marks an inserted row, not
-# an updated one) in datasets_recordcount, in the same statement and transaction.
+COPY_SQL = "COPY datasets_stage (data) FROM STDIN"
+# Only the mapped data is sent; Postgres builds the key from it (jsonb_build_object of
+# the key fields), so each record is encoded once and parsed once. The upsert also
+# records how many rows it inserted (xmax = 0 marks an inserted row, not an updated one)
+# in datasets_recordcount, in the same statement and transaction.
 UPSERT_SQL = (
     "WITH up AS (INSERT INTO datasets_record (dataset_id, key, data, created_at, updated_at) "
-    "SELECT %s, key, data, %s, %s FROM datasets_stage "
+    "SELECT %s, jsonb_build_object({key}), data, %s, %s FROM datasets_stage "
     "ON CONFLICT (dataset_id, key) DO UPDATE "
     "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at "
     "RETURNING (xmax = 0) AS inserted) "
@@ -81,22 +83,26 @@ def infrastructure_failure(exc: BaseException) -> bool:
     return raw is None or bool(getattr(raw, "closed", False))
 
 
-def _copy_upsert(dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datetime) -> None:
-    # COPY text format: tab-separated, backslash is the escape character. orjson never
+def _copy_upsert(
+    dataset_id: int, key_fields: tuple[str, ...], rows: list[bytes], now: dt.datetime
+) -> None:
+    # COPY text format: one row a line, backslash is the escape character. orjson never
     # emits raw tabs or newlines (they are escaped inside strings), so doubling the
-    # backslashes is all the escaping JSON needs.
-    buffer = b"".join(
-        k.replace(b"\\", b"\\\\") + b"\t" + d.replace(b"\\", b"\\\\") + b"\n" for k, d in rows
-    )
+    # backslashes (once, over the whole buffer) is all the escaping JSON needs.
+    buffer = (b"\n".join(rows) + b"\n").replace(b"\\", b"\\\\")
+    key_sql = ", ".join(["%s::text, data->%s::text"] * len(key_fields))
+    key_params = [name for name in key_fields for _ in (0, 1)]
     with connection.cursor() as cursor:
         cursor.execute(STAGE_SQL)
         with cursor.cursor.copy(COPY_SQL) as copy:
             copy.write(buffer)
-        cursor.execute(UPSERT_SQL, [dataset_id, now, now, dataset_id])
+        cursor.execute(
+            UPSERT_SQL.format(key=key_sql), [dataset_id, *key_params, now, now, dataset_id]
+        )
 
 
 def _upsert_isolating(
-    dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datetime
+    dataset_id: int, key_fields: tuple[str, ...], rows: list[bytes], now: dt.datetime
 ) -> list[tuple[int, str]]:
     """Upserts rows; returns [(position in rows, database message)] for the rows the
     database refused. One savepoint when all is well; bisection when it is not. A
@@ -104,7 +110,7 @@ def _upsert_isolating(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                _copy_upsert(dataset_id, rows, now)
+                _copy_upsert(dataset_id, key_fields, rows, now)
             return []
         except DatabaseError as exc:
             if infrastructure_failure(exc):
@@ -117,8 +123,8 @@ def _upsert_isolating(
                 return [(0, message)]
             break
     mid = len(rows) // 2
-    left = _upsert_isolating(dataset_id, rows[:mid], now)
-    right = _upsert_isolating(dataset_id, rows[mid:], now)
+    left = _upsert_isolating(dataset_id, key_fields, rows[:mid], now)
+    right = _upsert_isolating(dataset_id, key_fields, rows[mid:], now)
     return left + [(mid + i, message) for i, message in right]
 
 
@@ -180,6 +186,10 @@ def _check_references(
     return kept, list(failures.values())
 
 
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
 def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> WriteOutcome:
     """Maps, checks and upserts ``records`` (call inside a transaction). Every index ends
     up in exactly one of ``written`` and ``failures``."""
@@ -198,19 +208,27 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
         rows, missing = _check_references(mapping, rows)
         failures.extend(missing)
     # One row per key: within a batch the last record with a key wins (the earlier ones
-    # are written and then superseded, as if sent one after the other).
-    by_key: dict[bytes, tuple[list[int], bytes]] = {}
+    # are written and then superseded, as if sent one after the other). Keys are compared
+    # as Python values: each key field holds one type after coercion.
     key_fields = mapping.key_fields
-    for index, data in rows:
-        key = orjson.dumps({k: data[k] for k in key_fields}, option=SORTED)
+    by_key: dict[Any, tuple[list[int], bytes]] = {}
+    if len(key_fields) == 1:
+        (name,) = key_fields
+        keyed = [(data[name], index) for index, data in rows]
+    else:
+        keyed = [(tuple(data[k] for k in key_fields), index) for index, data in rows]
+    for key, index in keyed:
         previous = by_key.get(key)
-        indexes = [*previous[0], index] if previous else [index]
-        by_key[key] = (indexes, encoded[index])
+        if previous is None:
+            by_key[key] = ([index], encoded[index])
+        else:
+            previous[0].append(index)
+            by_key[key] = (previous[0], encoded[index])
     # In key order, so concurrent batches lock shared keys in one order (no deadlocks).
-    ordered = sorted(by_key.items())
-    staged = [(key, data) for key, (_, data) in ordered]
+    ordered = sorted(by_key.items(), key=_first)
+    staged = [data for _, (_, data) in ordered]
     owners = [indexes for _, (indexes, _) in ordered]
-    refused = _upsert_isolating(dataset.pk, staged, now) if staged else []
+    refused = _upsert_isolating(dataset.pk, key_fields, staged, now) if staged else []
     refused_positions = set()
     for position, message in refused:
         refused_positions.add(position)
