@@ -25,6 +25,7 @@ from apps.datasets.metrics import RECORDS
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
+from coreadmin.errors import NotFound
 from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
 
@@ -190,9 +191,28 @@ def _first(item: tuple[Any, Any]) -> Any:
     return item[0]
 
 
+def _dataset_hold(dataset: Dataset) -> None:
+    """Holds the dataset row FOR KEY SHARE until commit (what a foreign key check would
+    take for every row, once for the batch): dataset_delete, which takes it FOR UPDATE,
+    waits for this batch, and this batch waits for a delete in progress. The definition
+    is read again under the lock, so a batch is mapped by the definition it commits under.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT key_fields, fields FROM datasets_dataset WHERE id = %s FOR KEY SHARE",
+            [dataset.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"No dataset named {dataset.name!r}.")
+    key_fields, fields = (orjson.loads(v) if isinstance(v, str | bytes) else v for v in row)
+    dataset.key_fields, dataset.fields = key_fields, fields
+
+
 def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> WriteOutcome:
     """Maps, checks and upserts ``records`` (call inside a transaction). Every index ends
     up in exactly one of ``written`` and ``failures``."""
+    _dataset_hold(dataset)
     mapping = dataset_mapping(dataset)
     failures: list[Failure] = []
     rows: list[tuple[int, dict[str, Any]]] = []
