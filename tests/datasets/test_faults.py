@@ -328,3 +328,26 @@ def test_a_batch_arriving_while_its_dataset_is_deleted_writes_nothing_and_is_a_4
         writer.join(30)
     assert isinstance(outcome.get("error"), NotFound), outcome
     assert sql("SELECT count(*) FROM datasets_record WHERE dataset_id = %s", [posts.pk]) == [(0,)]
+
+
+def test_a_record_refused_for_another_reason_is_found_by_bisection_and_fails_alone(posts):
+    sql(
+        "CREATE OR REPLACE FUNCTION datasets_test_refuse() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN IF NEW.key->>'id' = 'r17' THEN RAISE check_violation USING "
+        "MESSAGE = 'refused by the test'; END IF; RETURN NEW; END $$"
+    )
+    sql(
+        "CREATE TRIGGER datasets_test_refuse BEFORE INSERT ON datasets_record "
+        "FOR EACH ROW EXECUTE FUNCTION datasets_test_refuse()"
+    )
+    try:
+        records = [{"id": f"r{i}", "score": i} for i in range(40)]
+        response = batch_submit(dataset=posts, records=records, batch_id=None)
+    finally:
+        sql("DROP TRIGGER IF EXISTS datasets_test_refuse ON datasets_record")
+        sql("DROP FUNCTION IF EXISTS datasets_test_refuse()")
+    assert (response["written"], response["queued"]) == (39, 1)
+    (failure,) = response["failures"]
+    assert (failure["index"], failure["code"]) == (17, "write_error")
+    assert "refused by the test" in failure["message"]
+    assert reconcile(posts, 40) == {"stored": 39, "pending": 1, "dead": 0}
