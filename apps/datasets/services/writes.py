@@ -254,30 +254,36 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
     ordered = sorted(by_key.items(), key=_first)
     staged = [data for _, (_, data) in ordered]
     owners = [indexes for _, (indexes, _) in ordered]
-    long_keys = {
+    long_keys = [
         position
         for position, (key, (_, data)) in enumerate(ordered)
         if len(data) > LONG_KEY_BYTES and len(orjson.dumps(key)) > LONG_KEY_BYTES
-    }
+    ]
+    if not long_keys:
+        groups = [list(range(len(staged)))] if staged else []
+    else:
+        skip = set(long_keys)
+        groups = [[p for p in range(len(staged)) if p not in skip], long_keys]
     refused: list[tuple[int, str]] = []
-    for group in (
-        [p for p in range(len(staged)) if p not in long_keys],
-        sorted(long_keys),
-    ):
+    for group in groups:
         if group:
-            outcome = _upsert_isolating(dataset.pk, key_fields, [staged[p] for p in group], now)
+            rows_of = staged if len(group) == len(staged) else [staged[p] for p in group]
+            outcome = _upsert_isolating(dataset.pk, key_fields, rows_of, now)
             refused += [(group[i], message) for i, message in outcome]
-    refused_positions = set()
-    for position, message in refused:
-        refused_positions.add(position)
-        for index in owners[position]:
-            failures.append(Failure(index, "write_error", message))
-    written = sorted(
-        index
-        for position, indexes in enumerate(owners)
-        if position not in refused_positions
-        for index in indexes
-    )
+    if not refused:  # rows are in index order: every one of them was written
+        written = [index for index, _ in rows]
+    else:
+        refused_positions = set()
+        for position, message in refused:
+            refused_positions.add(position)
+            for index in owners[position]:
+                failures.append(Failure(index, "write_error", message))
+        written = sorted(
+            index
+            for position, indexes in enumerate(owners)
+            if position not in refused_positions
+            for index in indexes
+        )
     failures.sort(key=lambda f: f.index)
     return WriteOutcome(written=written, failures=failures)
 
