@@ -6,15 +6,25 @@ same table and with the same 4-way concurrency (4 processes, a connection each):
 - Django bulk_create (batches of 1,000),
 - psycopg executemany (batches of 1,000, a transaction each),
 - row-by-row INSERT, a transaction a row (what scrapers do today),
-- the write path itself without HTTP (map + COPY into staging + upsert), and
+- the write path itself without HTTP (map + COPY into staging + upsert),
+- the staged COPY + upsert alone (the write path's SQL on pre-encoded rows: the
+  database's share of the work, the ceiling of this design on this machine), and
 - one INSERT ... SELECT FROM unnest(...) ON CONFLICT, the alternative to staging.
 
-Every figure is the median of RUNS runs (interleaved, so machine load hits each alike).
+Request bodies are encoded once (a template whose ids get a per-request tag by one
+bytes.replace), so the load generator's JSON encoding does not compete with the server
+for the 2 cores. Every figure is the median of RUNS runs (interleaved, so machine load
+hits each alike); the API rows also report the machine's CPU per 1,000 records.
+
+Then "one bad record never slows its batch": the same API load with batches holding one
+record Postgres refuses (a key too large for the index: write_error) and with 10 records
+failing validation, next to clean batches, in the same run.
 Targets: API >= 30% of raw COPY and >= 50,000 records/s.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -178,6 +188,25 @@ def _row_by_row(rows: list[tuple[str, str]]) -> int:
     return done
 
 
+def _staged(n: int) -> Callable[[int, str], list[list[bytes]]]:
+    def prepare(client: int, tag: str) -> list[list[bytes]]:
+        rows = [stored_row(make_record(k, tag))[1].encode() for k in range(n)]
+        return [sorted(rows[i : i + BATCH]) for i in range(0, n, BATCH)]
+
+    return prepare
+
+
+def _stage_upsert(batches: list[list[bytes]]) -> int:
+    from django.db import transaction
+
+    from apps.datasets.services.writes import _copy_upsert
+
+    for rows in batches:
+        with transaction.atomic():
+            _copy_upsert(_ctx["dataset_id"], ("id",), rows, _ctx["now"])
+    return sum(len(b) for b in batches)
+
+
 def _records(n: int) -> Callable[[int, str], list[list[dict[str, Any]]]]:
     return lambda client, tag: [
         [make_record(b * BATCH + k, tag) for k in range(BATCH)] for b in range(n // BATCH)
@@ -213,6 +242,7 @@ METHODS: dict[str, tuple[Callable[[int, str], Any], Callable[[Any], int]]] = {
     "many": (_rows(5_000), _executemany),
     "row": (_rows(20_000), _row_by_row),
     "wp": (_records(10_000), _write_path),
+    "stage": (_staged(10_000), _stage_upsert),
     "unnest": (_rows(10_000), _unnest),
 }
 LABELS = {
@@ -221,6 +251,7 @@ LABELS = {
     "many": "psycopg executemany (1,000 a batch)",
     "row": "row-by-row INSERT, a commit each",
     "wp": "write path, no HTTP (map+COPY+upsert)",
+    "stage": "staged COPY + upsert alone (no mapping)",
     "unnest": "unnest INSERT ... ON CONFLICT (no mapping)",
 }
 
@@ -244,6 +275,39 @@ def _setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
+TAG = b"@@@@@@@@@@@@"  # replaced in each request body by a unique 12-character tag
+_run = {"n": 0}  # read by the forked load processes: run number, for unique ids per run
+
+
+def _body(bad: str) -> bytes:
+    records = [make_record(j, TAG.decode()) for j in range(BATCH)]
+    if bad == "write_error":  # a key too large for the unique index: Postgres refuses it
+        records[BATCH // 2]["id"] = base64.b64encode(os.urandom(9000)).decode()
+    elif bad == "validation":
+        for j in range(0, BATCH, BATCH // 10):
+            records[j]["score"] = "many"
+    return orjson.dumps({"records": records})
+
+
+def _cpu_busy_seconds() -> float:
+    """Busy (not idle, not iowait) CPU seconds of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _api_run(server: Any, scenario: Scenario, cpu: list[float]) -> float:
+    _run["n"] += 1
+    busy0 = _cpu_busy_seconds()
+    api = measure(server, scenario, runs=1, concurrency=CLIENTS, duration=5.0, warmup=0)
+    busy1 = _cpu_busy_seconds()
+    batches = api.runs[0].iterations
+    bad = sum(n for status, n in api.runs[0].statuses.items() if status != 200)
+    assert bad == 0, api.runs[0].statuses
+    cpu.append((busy1 - busy0) * 1000 / max(batches, 1))  # machine core-ms per batch
+    return batches * BATCH / api.runs[0].seconds
+
+
 def main() -> None:
     tag = uuid.uuid4().hex[:8]
     name = f"bench_posts_{tag}"
@@ -260,30 +324,34 @@ def main() -> None:
 
         dataset = Dataset.objects.get(name=name)
         _ctx.update(now=dt.datetime.now(dt.UTC), dataset_id=dataset.pk)
+        path = f"/api/v1/datasets/{name}/records"
+        headers = {"Content-Type": "application/json", "X-API-Key": scraper}
 
-        def batch(i: int) -> list[tuple[str, str, bytes | None]]:
-            records = [make_record(i * BATCH + j, f"api{tag}") for j in range(BATCH)]
-            path = f"/api/v1/datasets/{name}/records"
-            return [("POST", path, orjson.dumps({"records": records}))]
+        def scenario(bad: str) -> Scenario:
+            template = _body(bad)
 
-        scenario = Scenario(
-            headers={"Content-Type": "application/json", "X-API-Key": scraper},
-            make_requests=batch,
-        )
-        figures: dict[str, list[float]] = {"api": [], **{m: [] for m in METHODS}}
-        statuses: dict[int, int] = {}
+            def batch(i: int) -> list[tuple[str, str, bytes | None]]:
+                unique = f"{bad[:1] or 'c'}{_run['n']:03d}{i:08d}".encode()
+                return [("POST", path, template.replace(TAG, unique))]
+
+            return Scenario(headers=headers, make_requests=batch)
+
+        scenarios = {"api": scenario(""), "write_error": scenario("write_error")}
+        scenarios["validation"] = scenario("validation")
+        figures: dict[str, list[float]] = {m: [] for m in [*scenarios, *METHODS]}
+        cpu: dict[str, list[float]] = {m: [] for m in scenarios}
         connection.close()
-        load_warm = measure(server, scenario, runs=1, concurrency=CLIENTS, duration=2.0)
-        del load_warm
+        measure(server, scenarios["api"], runs=1, concurrency=CLIENTS, duration=2.0)  # warm
+        load = os.getloadavg()
         for run in range(RUNS):  # interleaved, so load on the machine hits each alike
-            api = measure(server, scenario, runs=1, concurrency=CLIENTS, duration=5.0, warmup=0)
-            figures["api"].append(api.runs[0].iterations * BATCH / api.runs[0].seconds)
-            for status_code, n in api.runs[0].statuses.items():
-                statuses[status_code] = statuses.get(status_code, 0) + n
+            for label, sc in scenarios.items():
+                figures[label].append(_api_run(server, sc, cpu[label]))
             for method in METHODS:
                 figures[method].append(parallel(method, f"{method}{tag}r{run}"))
-
-        print(f"API statuses {statuses}")
+        print(
+            f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+            f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        )
         print(f"{CLIENTS} concurrent clients / processes in every row:")
         api_rate = rate("API, 1,000-record batches", figures["api"])
         values = {m: rate(LABELS[m], figures[m]) for m in METHODS}
@@ -303,7 +371,30 @@ def main() -> None:
             f"API / row-by-row: {api_rate / values['row']:,.0f}x"
         )
         print(f"staged COPY write path / unnest upsert: {values['wp'] / values['unnest']:.2f}x")
-        with connection.cursor() as cursor:  # leave the bench table as we found it
-            cursor.execute("DELETE FROM datasets_record WHERE dataset_id = %s", [dataset.pk])
-            cursor.execute("DELETE FROM datasets_recordcount WHERE dataset_id = %s", [dataset.pk])
+        print(
+            f"machine CPU per 1,000-record batch through the API: "
+            f"{statistics.median(cpu['api']):.1f} core-ms (2 cores: "
+            f"{2000 / statistics.median(cpu['api']) * BATCH:,.0f} records/s if all of it were ours)"
+        )
+        print()
+        print("One bad record never slows its batch (API, records received/s, same run):")
+        for label, what in (
+            ("write_error", "one record Postgres refuses (write_error) a batch"),
+            ("validation", "10 records failing validation a batch"),
+        ):
+            value = rate(what, figures[label])
+            print(
+                f"  {value / api_rate:.0%} of clean batches' rate; machine CPU "
+                f"{statistics.median(cpu[label]):.1f} core-ms a batch "
+                f"(clean {statistics.median(cpu['api']):.1f})"
+            )
+        with connection.cursor() as cursor:  # leave the bench tables as we found them
+            for table in ("datasets_record", "datasets_recordcount", "datasets_batch"):
+                cursor.execute(f"DELETE FROM {table} WHERE dataset_id = %s", [dataset.pk])
+            cursor.execute(
+                "DELETE FROM datasets_retryattempt WHERE item_id IN "
+                "(SELECT id FROM datasets_retryitem WHERE dataset_id = %s)",
+                [dataset.pk],
+            )
+            cursor.execute("DELETE FROM datasets_retryitem WHERE dataset_id = %s", [dataset.pk])
             cursor.execute("DELETE FROM datasets_dataset WHERE id = %s", [dataset.pk])

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from apps.accounts.services import actor_name
 from apps.datasets.mapping import parse_definition
 from apps.datasets.models import Dataset, Record, RetryAttempt, RetryItem
-from apps.datasets.services import dataset_put
+from apps.datasets.services import dataset_delete, dataset_put
 from coreadmin.errors import ApiError
 
 
@@ -52,6 +52,15 @@ class DatasetAdmin(admin.ModelAdmin):
             return
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+    # Deletes go through dataset_delete: it waits for batches being written (records
+    # have no database FK; see Record.dataset) and is audited.
+    def delete_model(self, request: HttpRequest, obj: Dataset) -> None:
+        dataset_delete(dataset_id=obj.pk, actor=actor_name(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            dataset_delete(dataset_id=pk, actor=actor_name(request.user))
 
 
 @admin.register(Record)

@@ -48,6 +48,10 @@ class Mapping:
     by_source: dict[str, FieldSpec]
     # stored name -> the source it is received as, for fields renamed by ``source``
     renamed: dict[str, str]
+    # For the fast path (see _map_fast): every accepted source name, and per field
+    # (source, stored name, required, the Python type stored as is, type name).
+    sources: frozenset[str] = frozenset()
+    plan: tuple[tuple[str, str, bool, type | None, str], ...] = ()
 
     @property
     def references(self) -> tuple[FieldSpec, ...]:
@@ -158,6 +162,8 @@ def build_mapping(fields: dict[str, Any], key_fields: list[str]) -> Mapping:
         key_fields=tuple(key_fields),
         by_source={s.source: s for s in specs},
         renamed={s.name: s.source for s in specs if s.source != s.name},
+        sources=frozenset(s.source for s in specs),
+        plan=tuple((s.source, s.name, s.required, _EXACT.get(s.type), s.type) for s in specs),
     )
 
 
@@ -194,13 +200,13 @@ def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise CoercionError(f"expected a number, got {_describe(value)}")
     result: float | None = None
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            result = float(value)
+        elif isinstance(value, str):
             result = float(value.strip())
-        except ValueError:
-            result = None
+    except (ValueError, OverflowError):  # OverflowError: an int beyond a double's range
+        result = None
     if result is None or not math.isfinite(result):
         raise CoercionError(f"expected a finite number, got {_describe(value)}")
     return result
@@ -253,6 +259,45 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+# Values of these Python types are stored unchanged by their field type's coercion.
+_EXACT: dict[str, type] = {"string": str, "integer": int, "float": float, "boolean": bool}
+_MISSING = object()
+
+
+def _map_fast(mapping: Mapping, raw: Any) -> dict[str, Any] | None:
+    """The common case in one pass: a dict with known fields only, each value already of
+    its field's type (or null where allowed, or a zoned ISO datetime). Returns exactly
+    what ``_map`` would, or None when the record needs ``_map`` (coercions, errors)."""
+    if type(raw) is not dict or not raw.keys() <= mapping.sources:
+        return None
+    data: dict[str, Any] = {}
+    get = raw.get
+    for source, name, required, exact, ftype in mapping.plan:
+        value = get(source, _MISSING)
+        if value is None or value is _MISSING:
+            if required:
+                return None
+            if value is None:
+                data[name] = None
+        elif type(value) is exact:
+            if exact is float and not math.isfinite(value):  # type: ignore[arg-type]
+                return None
+            data[name] = value
+        elif ftype == "json":
+            data[name] = value
+        elif ftype == "datetime" and type(value) is str:
+            try:
+                parsed = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                return None
+            data[name] = parsed.astimezone(dt.UTC).isoformat()
+        else:
+            return None
+    return data
+
+
 COERCE = {
     "string": _string,
     "integer": _integer,
@@ -277,9 +322,11 @@ def map_and_encode(
 ) -> tuple[dict[str, Any] | None, bytes, list[dict[str, str]]]:
     """Maps a record and encodes it as JSON: (data, JSON bytes, errors). NUL characters
     are found with one search of the encoded bytes rather than one per string."""
-    data, errors = _map(mapping, raw)
+    data = _map_fast(mapping, raw)
     if data is None:
-        return None, b"", errors
+        data, errors = _map(mapping, raw)
+        if data is None:
+            return None, b"", errors
     encoded = orjson.dumps(data)
     if b"\\u0000" in encoded:
         by_name = {spec.name: spec.source for spec in mapping.fields}

@@ -34,7 +34,15 @@ class Dataset(models.Model):
 
 class Record(models.Model):
     id = models.BigAutoField(primary_key=True)
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, db_index=False)
+    # No database FK constraint: it would cost one RI check per inserted row (about a
+    # fifth of the upsert's Postgres time). The same integrity comes from one row lock
+    # per batch instead: every write holds its dataset FOR KEY SHARE (records_write) and
+    # deleting a dataset takes it FOR UPDATE first (dataset_delete), so a dataset cannot
+    # go while a batch is being written into it, and a batch never writes into a deleted
+    # one. Django still cascades the delete.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
     key = models.JSONField()
     data = models.JSONField()
     created_at = models.DateTimeField()

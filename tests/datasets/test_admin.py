@@ -45,3 +45,20 @@ def test_admin_refuses_a_bad_definition_with_the_field_paths(admin_client_, db):
     assert response.status_code == 200
     assert "fields.a.type" in html and "key_fields.0" in html
     assert not Dataset.objects.filter(name="bad").exists()
+
+
+def test_deleting_a_dataset_in_admin_removes_its_records_and_queue_and_is_audited(
+    admin_client_, posts
+):
+    from apps.datasets.models import Record, RecordCount, RetryItem
+    from apps.datasets.services import batch_submit
+
+    batch_submit(dataset=posts, records=[{"id": "a"}, {"id": "b", "score": "x"}], batch_id="del-1")
+    assert Record.objects.filter(dataset=posts).count() == 1
+    response = admin_client_.post(f"/admin/datasets/dataset/{posts.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Dataset.objects.filter(pk=posts.pk).exists()
+    assert not Record.objects.filter(dataset_id=posts.pk).exists()
+    assert not RecordCount.objects.filter(dataset_id=posts.pk).exists()
+    assert not RetryItem.objects.filter(dataset_id=posts.pk).exists()
+    assert AuditEntry.objects.filter(action="dataset.delete", target="posts").exists()

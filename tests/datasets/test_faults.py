@@ -271,3 +271,83 @@ def test_an_operator_retry_of_an_item_a_worker_holds_is_refused_not_doubled(admi
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "retry_not_allowed"
     assert RetryAttempt.objects.filter(item=item).count() == 1
+
+
+def _backends_of_this_database(where: str) -> int:
+    return sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND " + where
+    )[0][0]
+
+
+def test_deleting_a_dataset_waits_for_a_batch_being_written_and_leaves_no_record_behind(posts):
+    from apps.datasets.services import dataset_delete
+
+    records = [{"id": f"x{i}", "score": i} for i in range(40)]
+    outcome: dict[str, Any] = {}
+
+    def write() -> None:
+        try:
+            outcome["response"] = batch_submit(dataset=posts, records=records, batch_id="b1")
+        finally:
+            connection.close()
+
+    with trigger_on_records("PERFORM pg_sleep(0.5);"):
+        writer = threading.Thread(target=write)
+        writer.start()
+        _wait(lambda: _backends_of_this_database("wait_event = 'PgSleep'") == 1, 30, "the batch")
+        assert dataset_delete(dataset_id=posts.pk, actor="test")  # waits for the batch
+        writer.join(30)
+    assert outcome["response"]["written"] == 40  # the batch committed first...
+    # ...and the delete that followed removed its records: nothing is orphaned.
+    assert sql("SELECT count(*) FROM datasets_record WHERE dataset_id = %s", [posts.pk]) == [(0,)]
+    assert sql("SELECT count(*) FROM datasets_batch WHERE dataset_id = %s", [posts.pk]) == [(0,)]
+
+
+def test_a_batch_arriving_while_its_dataset_is_deleted_writes_nothing_and_is_a_404(posts):
+    from coreadmin.errors import NotFound
+
+    outcome: dict[str, Any] = {}
+
+    def write() -> None:
+        try:
+            outcome["response"] = batch_submit(
+                dataset=posts, records=[{"id": "late", "score": 1}], batch_id=None
+            )
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    with psycopg.connect(dsn()) as deleter:  # a delete in progress holds the dataset row
+        deleter.execute("SELECT id FROM datasets_dataset WHERE id = %s FOR UPDATE", [posts.pk])
+        writer = threading.Thread(target=write)
+        writer.start()
+        _wait(lambda: _backends_of_this_database("wait_event_type = 'Lock'") == 1, 30, "a wait")
+        deleter.execute("DELETE FROM datasets_dataset WHERE id = %s", [posts.pk])
+        deleter.commit()
+        writer.join(30)
+    assert isinstance(outcome.get("error"), NotFound), outcome
+    assert sql("SELECT count(*) FROM datasets_record WHERE dataset_id = %s", [posts.pk]) == [(0,)]
+
+
+def test_a_record_refused_for_another_reason_is_found_by_bisection_and_fails_alone(posts):
+    sql(
+        "CREATE OR REPLACE FUNCTION datasets_test_refuse() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN IF NEW.key->>'id' = 'r17' THEN RAISE check_violation USING "
+        "MESSAGE = 'refused by the test'; END IF; RETURN NEW; END $$"
+    )
+    sql(
+        "CREATE TRIGGER datasets_test_refuse BEFORE INSERT ON datasets_record "
+        "FOR EACH ROW EXECUTE FUNCTION datasets_test_refuse()"
+    )
+    try:
+        records = [{"id": f"r{i}", "score": i} for i in range(40)]
+        response = batch_submit(dataset=posts, records=records, batch_id=None)
+    finally:
+        sql("DROP TRIGGER IF EXISTS datasets_test_refuse ON datasets_record")
+        sql("DROP FUNCTION IF EXISTS datasets_test_refuse()")
+    assert (response["written"], response["queued"]) == (39, 1)
+    (failure,) = response["failures"]
+    assert (failure["index"], failure["code"]) == (17, "write_error")
+    assert "refused by the test" in failure["message"]
+    assert reconcile(posts, 40) == {"stored": 39, "pending": 1, "dead": 0}

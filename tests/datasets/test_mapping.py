@@ -133,3 +133,44 @@ def test_nul_characters_anywhere_in_a_json_value_are_found():
     fields, keys, _ = parse_definition(["id"], {"id": {"type": "string"}, "j": {"type": "json"}})
     data, errors = map_record(build_mapping(fields, keys), {"id": "k", "j": {"a": ["x\x00"]}})
     assert data is None and errors[0]["path"] == "j" and "NUL" in errors[0]["reason"]
+
+
+def test_the_fast_path_accepts_only_what_the_full_mapping_accepts_and_stores_the_same():
+    from apps.datasets.mapping import _map, _map_fast
+
+    fields, keys, _ = parse_definition(
+        ["id"],
+        {
+            "id": {"type": "string"},
+            "n": {"type": "integer"},
+            "x": {"type": "float"},
+            "b": {"type": "boolean", "source": "b_in"},
+            "t": {"type": "datetime"},
+            "j": {"type": "json"},
+            "r": {"type": "string", "required": True},
+        },
+    )
+    m = build_mapping(fields, keys)
+    values = {
+        "id": ["a", 7, None, True, ["a"]],
+        "n": [1, 2.0, "3", True, 1.5, None, "x"],
+        "x": [1.5, 2, "2.5", float("inf"), 10**400, True, None],
+        "b_in": [True, 1, "yes", 2, None],
+        "t": ["2026-09-21T14:13:20Z", " 2026-09-21T16:13:20+02:00", "2026-09-21T14:13", 5, None],
+        "j": [{"a": [1]}, None, "s"],
+        "r": ["ok", None],
+    }
+    base = {"id": "a", "n": 1, "x": 1.5, "b_in": True, "t": "2026-09-21T14:13:20Z", "r": "ok"}
+    records: list[object] = [base, {**base, "b": True}, {**base, "extra": 1}, ["not", "a", "dict"]]
+    for name, options in values.items():
+        for value in options:
+            records.append({**base, name: value})
+        records.append({k: v for k, v in base.items() if k != name})
+    fast_hits = 0
+    for record in records:
+        full, errors = _map(m, record)
+        fast = _map_fast(m, record)
+        if fast is not None:
+            fast_hits += 1
+            assert errors == [] and fast == full and list(fast) == list(full), record
+    assert fast_hits >= 10  # the common shapes do take the fast path

@@ -1,6 +1,6 @@
 """Writes of the datasets app: definitions, batch writes, the retry queue."""
 
-from apps.datasets.services.definitions import dataset_mapping, dataset_put
+from apps.datasets.services.definitions import dataset_delete, dataset_mapping, dataset_put
 from apps.datasets.services.retries import (
     retries_bulk_discard,
     retries_bulk_retry,
@@ -20,6 +20,7 @@ from apps.datasets.services.writes import (
 __all__ = [
     "batch_prune",
     "batch_submit",
+    "dataset_delete",
     "dataset_mapping",
     "dataset_put",
     "record_counts_compact",

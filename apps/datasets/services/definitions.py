@@ -108,3 +108,18 @@ def dataset_put(*, name: str, key_fields: Any, fields: Any, actor: str) -> tuple
         details={"key_fields": keys, "fields": normal},
     )
     return dataset, created
+
+
+@transaction.atomic
+def dataset_delete(*, dataset_id: int, actor: str) -> bool:
+    """Deletes a dataset with its records, counts, batch ids and retry items (audited).
+    Takes the dataset row FOR UPDATE first: batches being written into it hold it FOR KEY
+    SHARE, so the delete waits for them (their records are deleted too) and batches
+    arriving meanwhile wait for it and then find no dataset (404, nothing written)."""
+    dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+    if dataset is None:
+        return False
+    name = dataset.name
+    dataset.delete()
+    audit_record(actor=actor, action="dataset.delete", target=name, details={})
+    return True

@@ -25,25 +25,34 @@ from apps.datasets.metrics import RECORDS
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
+from coreadmin.errors import NotFound
 from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
 
 STAGE_SQL = (
-    "CREATE TEMP TABLE IF NOT EXISTS datasets_stage (key jsonb NOT NULL, data jsonb NOT NULL) "
+    "CREATE TEMP TABLE IF NOT EXISTS datasets_stage (data jsonb NOT NULL) "
     "ON COMMIT DELETE ROWS; DELETE FROM datasets_stage"
 )
-COPY_SQL = "COPY datasets_stage (key, data) FROM STDIN"
-# The upsert also records how many rows it inserted (xmax = 0 marks an inserted row, not
-# an updated one) in datasets_recordcount, in the same statement and transaction.
+COPY_SQL = "COPY datasets_stage (data) FROM STDIN"
+# Only the mapped data is sent; Postgres builds the key from it (jsonb_build_object of
+# the key fields), so each record is encoded once and parsed once. The upsert also
+# records how many rows it inserted (xmax = 0 marks an inserted row, not an updated one)
+# in datasets_recordcount, in the same statement and transaction.
 UPSERT_SQL = (
     "WITH up AS (INSERT INTO datasets_record (dataset_id, key, data, created_at, updated_at) "
-    "SELECT %s, key, data, %s, %s FROM datasets_stage "
+    "SELECT %s, jsonb_build_object({key}), data, %s, %s FROM datasets_stage "
     "ON CONFLICT (dataset_id, key) DO UPDATE "
     "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at "
     "RETURNING (xmax = 0) AS inserted) "
     "INSERT INTO datasets_recordcount (dataset_id, delta) "
     "SELECT %s, count(*) FILTER (WHERE inserted) FROM up"
 )
+# A btree entry holds at most ~2,700 bytes (after compression): a longer key is the usual
+# reason Postgres refuses a record. Rows whose key JSON is longer than this are upserted
+# after the others, so such a record costs its batch one small extra statement instead
+# of a bisection of the whole batch. Still Postgres decides: a compressible long key is
+# written.
+LONG_KEY_BYTES = 2000
 RATE_BUCKET_TTL_SECONDS = 2 * 3600
 SORTED = orjson.OPT_SORT_KEYS
 
@@ -81,22 +90,26 @@ def infrastructure_failure(exc: BaseException) -> bool:
     return raw is None or bool(getattr(raw, "closed", False))
 
 
-def _copy_upsert(dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datetime) -> None:
-    # COPY text format: tab-separated, backslash is the escape character. orjson never
+def _copy_upsert(
+    dataset_id: int, key_fields: tuple[str, ...], rows: list[bytes], now: dt.datetime
+) -> None:
+    # COPY text format: one row a line, backslash is the escape character. orjson never
     # emits raw tabs or newlines (they are escaped inside strings), so doubling the
-    # backslashes is all the escaping JSON needs.
-    buffer = b"".join(
-        k.replace(b"\\", b"\\\\") + b"\t" + d.replace(b"\\", b"\\\\") + b"\n" for k, d in rows
-    )
+    # backslashes (once, over the whole buffer) is all the escaping JSON needs.
+    buffer = (b"\n".join(rows) + b"\n").replace(b"\\", b"\\\\")
+    key_sql = ", ".join(["%s::text, data->%s::text"] * len(key_fields))
+    key_params = [name for name in key_fields for _ in (0, 1)]
     with connection.cursor() as cursor:
         cursor.execute(STAGE_SQL)
         with cursor.cursor.copy(COPY_SQL) as copy:
             copy.write(buffer)
-        cursor.execute(UPSERT_SQL, [dataset_id, now, now, dataset_id])
+        cursor.execute(
+            UPSERT_SQL.format(key=key_sql), [dataset_id, *key_params, now, now, dataset_id]
+        )
 
 
 def _upsert_isolating(
-    dataset_id: int, rows: list[tuple[bytes, bytes]], now: dt.datetime
+    dataset_id: int, key_fields: tuple[str, ...], rows: list[bytes], now: dt.datetime
 ) -> list[tuple[int, str]]:
     """Upserts rows; returns [(position in rows, database message)] for the rows the
     database refused. One savepoint when all is well; bisection when it is not. A
@@ -104,7 +117,7 @@ def _upsert_isolating(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                _copy_upsert(dataset_id, rows, now)
+                _copy_upsert(dataset_id, key_fields, rows, now)
             return []
         except DatabaseError as exc:
             if infrastructure_failure(exc):
@@ -117,8 +130,8 @@ def _upsert_isolating(
                 return [(0, message)]
             break
     mid = len(rows) // 2
-    left = _upsert_isolating(dataset_id, rows[:mid], now)
-    right = _upsert_isolating(dataset_id, rows[mid:], now)
+    left = _upsert_isolating(dataset_id, key_fields, rows[:mid], now)
+    right = _upsert_isolating(dataset_id, key_fields, rows[mid:], now)
     return left + [(mid + i, message) for i, message in right]
 
 
@@ -180,9 +193,32 @@ def _check_references(
     return kept, list(failures.values())
 
 
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
+def _dataset_hold(dataset: Dataset) -> None:
+    """Holds the dataset row FOR KEY SHARE until commit (what a foreign key check would
+    take for every row, once for the batch): dataset_delete, which takes it FOR UPDATE,
+    waits for this batch, and this batch waits for a delete in progress. The definition
+    is read again under the lock, so a batch is mapped by the definition it commits under.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT key_fields, fields FROM datasets_dataset WHERE id = %s FOR KEY SHARE",
+            [dataset.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"No dataset named {dataset.name!r}.")
+    key_fields, fields = (orjson.loads(v) if isinstance(v, str | bytes) else v for v in row)
+    dataset.key_fields, dataset.fields = key_fields, fields
+
+
 def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> WriteOutcome:
     """Maps, checks and upserts ``records`` (call inside a transaction). Every index ends
     up in exactly one of ``written`` and ``failures``."""
+    _dataset_hold(dataset)
     mapping = dataset_mapping(dataset)
     failures: list[Failure] = []
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -198,30 +234,56 @@ def records_write(*, dataset: Dataset, records: list[Any], now: dt.datetime) -> 
         rows, missing = _check_references(mapping, rows)
         failures.extend(missing)
     # One row per key: within a batch the last record with a key wins (the earlier ones
-    # are written and then superseded, as if sent one after the other).
-    by_key: dict[bytes, tuple[list[int], bytes]] = {}
+    # are written and then superseded, as if sent one after the other). Keys are compared
+    # as Python values: each key field holds one type after coercion.
     key_fields = mapping.key_fields
-    for index, data in rows:
-        key = orjson.dumps({k: data[k] for k in key_fields}, option=SORTED)
+    by_key: dict[Any, tuple[list[int], bytes]] = {}
+    if len(key_fields) == 1:
+        (name,) = key_fields
+        keyed = [(data[name], index) for index, data in rows]
+    else:
+        keyed = [(tuple(data[k] for k in key_fields), index) for index, data in rows]
+    for key, index in keyed:
         previous = by_key.get(key)
-        indexes = [*previous[0], index] if previous else [index]
-        by_key[key] = (indexes, encoded[index])
+        if previous is None:
+            by_key[key] = ([index], encoded[index])
+        else:
+            previous[0].append(index)
+            by_key[key] = (previous[0], encoded[index])
     # In key order, so concurrent batches lock shared keys in one order (no deadlocks).
-    ordered = sorted(by_key.items())
-    staged = [(key, data) for key, (_, data) in ordered]
+    ordered = sorted(by_key.items(), key=_first)
+    staged = [data for _, (_, data) in ordered]
     owners = [indexes for _, (indexes, _) in ordered]
-    refused = _upsert_isolating(dataset.pk, staged, now) if staged else []
-    refused_positions = set()
-    for position, message in refused:
-        refused_positions.add(position)
-        for index in owners[position]:
-            failures.append(Failure(index, "write_error", message))
-    written = sorted(
-        index
-        for position, indexes in enumerate(owners)
-        if position not in refused_positions
-        for index in indexes
-    )
+    long_keys = [
+        position
+        for position, (key, (_, data)) in enumerate(ordered)
+        if len(data) > LONG_KEY_BYTES and len(orjson.dumps(key)) > LONG_KEY_BYTES
+    ]
+    if not long_keys:
+        groups = [list(range(len(staged)))] if staged else []
+    else:
+        skip = set(long_keys)
+        groups = [[p for p in range(len(staged)) if p not in skip], long_keys]
+    refused: list[tuple[int, str]] = []
+    for group in groups:
+        if group:
+            rows_of = staged if len(group) == len(staged) else [staged[p] for p in group]
+            outcome = _upsert_isolating(dataset.pk, key_fields, rows_of, now)
+            refused += [(group[i], message) for i, message in outcome]
+    if not refused:  # rows are in index order: every one of them was written
+        written = [index for index, _ in rows]
+    else:
+        refused_positions = set()
+        for position, message in refused:
+            refused_positions.add(position)
+            for index in owners[position]:
+                failures.append(Failure(index, "write_error", message))
+        written = sorted(
+            index
+            for position, indexes in enumerate(owners)
+            if position not in refused_positions
+            for index in indexes
+        )
     failures.sort(key=lambda f: f.index)
     return WriteOutcome(written=written, failures=failures)
 
