@@ -10,8 +10,17 @@ from ninja.responses import Status
 from apps.accounts.auth import require_service
 from apps.logs.models import LEVEL_NAMES
 from apps.logs.schemas import LogAcceptedOut, LogBatchIn, LogListOut
-from apps.logs.selectors import LogFilter, log_lines, log_lines_after
+from apps.logs.selectors import (
+    LogFilter,
+    consistent_reads,
+    log_lines,
+    log_lines_after,
+    log_lines_since,
+    tail_cursor,
+    valid_tail_cursor,
+)
 from apps.logs.services import log_lines_ingest
+from coreadmin.errors import ValidationFailed
 from coreadmin.http import ApiRequest
 
 router = Router(tags=["logs"])
@@ -34,6 +43,7 @@ def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
 
 class LogQuery(LogFilter):
     after_id: int | None = None
+    cursor: str | None = None
     limit: int = 100
 
 
@@ -53,8 +63,11 @@ def line_out(line: Any) -> dict[str, Any]:
 @router.get("/logs", response=LogListOut)
 def search(request: ApiRequest, params: Query[LogQuery]) -> dict[str, Any]:
     """Lines newest first (already redacted). `level` is exact, `min_level` at least;
-    `after_id` returns only lines stored after that id (tailing). A key restricted to a
-    service reads only that service's lines."""
+    Every answer carries a `cursor`; passing it back as `cursor` returns exactly the lines
+    committed since that answer (tailing: none skipped, none twice, newest first; `more`
+    says more arrived than `limit`). `after_id` (lines with a higher id) is kept for old
+    callers, but can miss lines under concurrent ingestion. A key restricted to a service
+    reads only that service's lines."""
     service = params.service
     if request.auth.service:
         require_service(request.auth, service or request.auth.service)
@@ -68,9 +81,21 @@ def search(request: ApiRequest, params: Query[LogQuery]) -> dict[str, Any]:
         }
     )
     limit = max(1, min(params.limit, 1000))
-    if params.after_id is not None:
-        rows = log_lines_after(filters, after_id=params.after_id, limit=limit)
+    more = False
+    if params.cursor is not None:
+        if not valid_tail_cursor(params.cursor):
+            raise ValidationFailed(
+                "cursor is not a tail cursor",
+                [{"path": "cursor", "reason": "pass the cursor of a previous answer"}],
+            )
+        page = log_lines_since(filters, cursor=params.cursor, limit=limit)
+        rows, cursor, more = page.lines, page.cursor, page.more
     else:
-        rows = list(log_lines(filters).order_by("-ts", "-id")[:limit])
+        with consistent_reads():
+            cursor = tail_cursor()
+            if params.after_id is not None:
+                rows = log_lines_after(filters, after_id=params.after_id, limit=limit)
+            else:
+                rows = list(log_lines(filters).order_by("-ts", "-id")[:limit])
     items = [line_out(line) for line in rows]
-    return {"items": items, "count": len(items)}
+    return {"items": items, "count": len(items), "cursor": cursor, "more": more}

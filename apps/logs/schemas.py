@@ -77,3 +77,5 @@ class LogLineOut(Schema):
 class LogListOut(Schema):
     items: list[LogLineOut]
     count: int
+    cursor: str  # pass back as ?cursor= for the lines committed since this answer
+    more: bool = False

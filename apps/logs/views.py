@@ -9,18 +9,20 @@ from urllib.parse import urlencode
 import orjson
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
 from apps.logs.models import LEVELS, LogLine
 from apps.logs.selectors import (
     LogFilter,
+    consistent_reads,
     drop_counts,
-    last_line_id,
-    log_lines_after,
     log_lines_page,
+    log_lines_since,
     log_streams,
+    tail_cursor,
+    valid_tail_cursor,
 )
 from coreadmin.clock import clock
 from coreadmin.http import HtmxHttpRequest
@@ -84,9 +86,11 @@ def log_list(request: HtmxHttpRequest) -> HttpResponse:
     filters, raw = filters_from(request.GET)
     before = _cursor(request.GET.get("before", ""))
     tail = request.GET.get("tail") == "1" and before is None
-    # Read before the page, so a line stored meanwhile is shown by the tail, not lost.
-    after_id = last_line_id() if tail else 0
-    lines, older = log_lines_page(filters, before=before, limit=settings.LOGS_PAGE_SIZE)
+    # The tail's cursor and the page come from one snapshot: a line committed meanwhile
+    # is shown by the tail's first poll, neither lost nor shown twice.
+    with consistent_reads():
+        cursor = tail_cursor() if tail else ""
+        lines, older = log_lines_page(filters, before=before, limit=settings.LOGS_PAGE_SIZE)
     query = urlencode({k: v for k, v in raw.items() if v})
     context: dict[str, Any] = {
         "lines": _decorate(lines),
@@ -97,7 +101,7 @@ def log_list(request: HtmxHttpRequest) -> HttpResponse:
         "older": f"{older[0].isoformat()}_{older[1]}" if older else "",
         "paged": before is not None,
         "tail": tail,
-        "after_id": after_id,
+        "cursor": cursor,
         "tail_interval": settings.LOGS_TAIL_INTERVAL_SECONDS,
         "short_query": 0 < len(raw["q"]) < MIN_SEARCH_CHARS,
     }
@@ -111,18 +115,21 @@ def log_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 def log_tail(request: HtmxHttpRequest) -> HttpResponse:
-    """Lines stored after ``after_id`` that match the filters, newest first, under a new
-    poller that asks for lines after the newest of them. Nothing new: 204 (the poller
-    stays and asks again)."""
+    """Lines committed since ``cursor`` that match the filters, newest first, under a new
+    poller carrying the next cursor. Nothing new: 204 (the poller stays and asks again
+    with its cursor, which still covers every line not shown yet)."""
     filters, raw = filters_from(request.GET)
-    after_id = int(request.GET.get("after_id", "0") or 0)
-    lines = log_lines_after(filters, after_id=after_id, limit=200)
-    if not lines:
+    cursor = request.GET.get("cursor", "")
+    if not valid_tail_cursor(cursor):
+        return HttpResponseBadRequest("cursor: a snapshot as the tail's poller sends it")
+    page = log_lines_since(filters, cursor=cursor, limit=200)
+    if not page.lines:
         return HttpResponse(status=204)
     context = {
-        "lines": _decorate(lines),
+        "lines": _decorate(page.lines),
         "query": urlencode({k: v for k, v in raw.items() if v}),
-        "after_id": lines[0].id,
+        "cursor": page.cursor,
+        "more": page.more,
         "tail_interval": settings.LOGS_TAIL_INTERVAL_SECONDS,
         "tail": True,
     }

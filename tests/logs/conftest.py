@@ -20,6 +20,17 @@ def fresh_process_caches():
     clear_service_config_cache()
 
 
+@pytest.fixture
+def truncate_logs():
+    """For transactional tests: logs_logline (unmanaged, partitioned) is not flushed
+    between tests, so empty it afterwards."""
+    yield
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE logs_logline")
+
+
 def record(**fields):
     line = {
         "ts": "2026-09-21T14:13:00Z",
