@@ -43,6 +43,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy coreadmin apps bench
+	cd client && ../$(VENV)/bin/mypy coreadmin_client  # strict, by client/pyproject.toml
 
 fmt: install
 	$(VENV)/bin/ruff format .
