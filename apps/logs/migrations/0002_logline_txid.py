@@ -4,8 +4,12 @@ concurrent ingestion transactions commit in. xid8 is 64-bit: it never wraps arou
 
 from django.db import migrations
 
+# Added with a constant default first, so existing rows are not rewritten (they read as
+# transaction 0, older than any cursor, and are never tailed again); new rows then get
+# their storing transaction.
 FORWARD = """
-ALTER TABLE logs_logline ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
+ALTER TABLE logs_logline ADD COLUMN txid xid8 NOT NULL DEFAULT '0';
+ALTER TABLE logs_logline ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
 CREATE INDEX logs_logline_txid ON logs_logline (txid);
 """
 BACKWARD = """
