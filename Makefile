@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install chromium run test lint fmt bench soak lock clean-data
+.PHONY: install chromium run demo test lint fmt bench soak lock clean-data
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ lock:
 # Web (gunicorn), Celery worker and beat in the foreground; Ctrl-C stops everything.
 run: install
 	$(PY) -m coreadmin.devstack run
+
+# `make run` plus a simulated fleet of SCRAPERS scrapers (apps/fleet/simulator): a living
+# dashboard within a minute. Ctrl-C stops the fleet (which prints its reconciliation) first.
+SCRAPERS ?= 4
+demo: install
+	$(PY) -m coreadmin.devstack run --simulate $(SCRAPERS)
 
 # The whole suite on two xdist workers; pytest's exit code is make's (5, no tests, fails).
 test: install chromium

@@ -1,6 +1,6 @@
 """Real loopback servers standing in for the outside world in tests, benches and the fleet
 simulator: a target web site and a forward HTTP proxy, each served by a background thread
-on 127.0.0.1 with a random free port.
+on 127.0.0.1 with a random free port (or the ``port=`` given).
 
     from coreadmin.devservers import TargetSite, ForwardProxy
 
@@ -53,6 +53,7 @@ import json
 import random
 import select
 import socket
+import sys
 import threading
 import urllib.parse
 from collections import Counter
@@ -96,6 +97,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: Any
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A peer that hung up (a client's timeout, a dropped tunnel) is normal traffic
+        for these servers, not a traceback on stderr; anything else is still printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -126,7 +134,9 @@ class _Background:
 
     handler: type[_Handler]
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.bind_port = port  # 0: a free port chosen by the kernel
+        self._port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -134,8 +144,9 @@ class _Background:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "not started"
-        return self._server.server_address[1]
+        """The port it listens on (after ``stop()``, the one it listened on)."""
+        assert self._port, "not started"
+        return self._port
 
     @property
     def netloc(self) -> str:
@@ -143,8 +154,9 @@ class _Background:
 
     def start(self) -> Self:
         self.stopping.clear()
-        self._server = _Server(("127.0.0.1", 0), self.handler)
+        self._server = _Server(("127.0.0.1", self.bind_port), self.handler)
         self._server.owner = self
+        self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -223,8 +235,8 @@ class TargetSite(_Background):
 
     handler = _TargetHandler
 
-    def __init__(self, *, slow_ms: float = 2000.0) -> None:
-        super().__init__()
+    def __init__(self, *, slow_ms: float = 2000.0, port: int = 0) -> None:
+        super().__init__(port)
         self.slow_ms = slow_ms
         self.hits: Counter[str] = Counter()  # path -> requests
         self.hits_by_proxy: Counter[str] = Counter()  # proxy name (from Via) -> requests
@@ -376,8 +388,9 @@ class ForwardProxy(_Background):
         ban_status: int = 403,
         seed: int = 0,
         ban_after: int | None = None,
+        port: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(port)
         if mode not in PROXY_MODES:
             raise ValueError(f"mode must be one of {PROXY_MODES}")
         self.mode = mode

@@ -124,10 +124,12 @@ class Stack:
         tmp.replace(self.state_file)
 
     def stop(self) -> None:
-        """Applications first (in parallel), then Redis and Postgres."""
+        """The simulated fleet first (it flushes to the web), then the applications (in
+        parallel), then Redis and Postgres."""
         servers = [c for c in self.children if c.name in {"postgres", "redis"}]
-        apps = [c for c in self.children if c not in servers]
-        for phase in (apps, servers):
+        fleet = [c for c in self.children if c.name == "fleet"]
+        apps = [c for c in self.children if c not in servers and c not in fleet]
+        for phase in (fleet, apps, servers):
             try:
                 stop_together(phase)
             except Exception as exc:  # never leave the servers running over a clean-up bug
@@ -223,6 +225,34 @@ def app_commands(port: int, reload: bool) -> dict[str, list[str]]:
     }
 
 
+SIM_PORT_BASE = 18600  # the simulated sites and proxies of `make demo`, if free
+SIM_PORTS = 9  # two sites, seven proxies (apps/fleet/simulator/world.py)
+
+
+def demo_fleet(
+    env: dict[str, str], data_dir: Path, url: str, api_key: str, scrapers: int
+) -> list[str]:
+    """The simulate_fleet command of `make demo`, and the settings that make its world
+    lively: health checks aimed at the simulated "news" site (so quarantined proxies come
+    back), shorter ban cooldowns and check intervals. Variables already set win."""
+    base = next(
+        b
+        for b in range(SIM_PORT_BASE, SIM_PORT_BASE + 1000, 10)
+        if all(port_is_free(b + i) for i in range(SIM_PORTS))
+    )
+    env.setdefault("PROXY_CHECK_URL", f"http://127.0.0.1:{base}/")
+    env.setdefault("PROXY_CHECK_EXPECT_TEXT", "coreadmin-target-ok")
+    env.setdefault("PROXY_CHECK_INTERVAL_SECONDS", "60")
+    env.setdefault("PROXY_BAN_BASE_SECONDS", "30")
+    env.setdefault("PROXY_BAN_MAX_SECONDS", "300")
+    manage = [sys.executable, str(ROOT / "manage.py"), "simulate_fleet", "--url", url]
+    manage += ["--api-key", api_key, "--scrapers", str(scrapers), "--duration", "0"]
+    (data_dir / "sim-report.txt").unlink(missing_ok=True)
+    spool = data_dir / "sim-spool"  # what the fleet could not deliver yet, kept across runs
+    manage += ["--report", str(data_dir / "sim-report.txt")]
+    return [*manage, "--port-base", str(base), "--spool-dir", str(spool)]
+
+
 def choose_web_port(requested: int) -> int:
     if requested == 0:
         return free_port()
@@ -259,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stack.stop()
             say("stopped; nothing left running")
+            if args.simulate and (data_dir / "sim-report.txt").exists():
+                say(f"the simulated fleet's report: {data_dir / 'sim-report.txt'}")
 
 
 def _run(stack: Stack, args: argparse.Namespace) -> int:
@@ -278,10 +310,18 @@ def _run(stack: Stack, args: argparse.Namespace) -> int:
     metrics_dir.mkdir()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     port = choose_web_port(args.port)
-    for name, command in app_commands(port, reload=not args.no_reload).items():
-        stack.add(spawn(name, command, env=env, cwd=ROOT, stdout=subprocess.PIPE))
-
     url = f"http://127.0.0.1:{port}"
+    commands = app_commands(port, reload=not args.no_reload)
+    if args.simulate:
+        commands["fleet"] = demo_fleet(
+            env, stack.data_dir, url, saved.get("api_key", ""), args.simulate
+        )
+    for name, command in commands.items():
+        timeout = 60.0 if name == "fleet" else 10.0  # the fleet flushes what it holds
+        stack.add(
+            spawn(name, command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stop_timeout=timeout)
+        )
+
     for line in demo.strip().splitlines():
         say(line)
     say(f"web: {url}/  (dashboard: log in as the demo operator; admin at {url}/admin/)")
@@ -378,6 +418,13 @@ def parser() -> argparse.ArgumentParser:
     run_p.add_argument("--pg-port", type=int, default=_env_int("COREADMIN_PG_PORT"))
     run_p.add_argument("--redis-port", type=int, default=_env_int("COREADMIN_REDIS_PORT"))
     run_p.add_argument("--no-reload", action="store_true", help="no gunicorn --reload")
+    run_p.add_argument(
+        "--simulate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run a simulated fleet of N scrapers (make demo)",
+    )
     test_p = sub.add_parser("test", help="the test suite (make test); pytest args after --")
     test_p.add_argument("--data-dir", default=data_default)
     return p
