@@ -1,8 +1,8 @@
 """Real loopback servers standing in for the outside world in tests, benches and the fleet
-simulator: a target web site and a forward HTTP proxy, each served by a background thread
-on 127.0.0.1 with a random free port (or the ``port=`` given).
+simulator: a target web site, a forward HTTP proxy and a SOCKS5 proxy, each served by a
+background thread on 127.0.0.1 with a random free port (or the ``port=`` given).
 
-    from coreadmin.devservers import TargetSite, ForwardProxy
+    from coreadmin.devservers import TargetSite, ForwardProxy, SocksProxy
 
     with TargetSite() as site, ForwardProxy(auth=("u", "p")) as proxy:
         httpx.get(site.url("/ok"), proxy=proxy.url)        # 200, body has TARGET_OK_TEXT
@@ -42,6 +42,15 @@ gets 407. Forwarded requests carry ``Via: 1.1 <proxy.name>``. Both servers count
 served (``site.hits``, ``proxy.requests``) and stop their sleeps promptly on exit.
 ``site.max_in_flight`` is the most requests it answered at once.
 ``closed_port()`` gives a port where nothing listens (a dead proxy address).
+
+SocksProxy speaks SOCKS5 (RFC 1928): CONNECT to an IPv4 address or a domain name (other
+commands and address types get the matching error reply), then relays bytes both ways.
+With ``auth=(user, password)`` it requires RFC 1929 username/password and refuses other
+credentials (and clients offering no such method). ``url`` is ``socks5://[u:p@]host:port``.
+Modes: ``healthy``; ``refuse`` (closes at once, no greeting); ``deny`` (CONNECT answered
+"connection not allowed by ruleset"); ``break`` (CONNECT answered "succeeded", then closed).
+It counts ``connections``, ``relayed`` tunnels (and ``targets`` of them), ``auth_failures``,
+``dropped`` and ``address_types``. A tunnel is opaque, so the site sees no ``Via``.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ import json
 import random
 import select
 import socket
+import socketserver
+import struct
 import sys
 import threading
 import urllib.parse
@@ -91,7 +102,7 @@ def _html(title: str, text: str) -> bytes:
     return f"{head}<body><p>{text}</p></body></html>".encode()
 
 
-class _Server(ThreadingHTTPServer):
+class _Quiet(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False  # a slow handler must not hold up the test that stops us
     allow_reuse_address = True
@@ -103,6 +114,10 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
+
+
+class _Server(_Quiet, ThreadingHTTPServer):
+    pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -132,12 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _Background:
     """Runs a _Server in a daemon thread; a context manager."""
 
-    handler: type[_Handler]
+    handler: type[socketserver.BaseRequestHandler]
+    server_class: type[_Quiet] = _Server
 
     def __init__(self, port: int = 0) -> None:
         self.bind_port = port  # 0: a free port chosen by the kernel
         self._port = 0
-        self._server: _Server | None = None
+        self._server: _Quiet | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -154,7 +170,7 @@ class _Background:
 
     def start(self) -> Self:
         self.stopping.clear()
-        self._server = _Server(("127.0.0.1", self.bind_port), self.handler)
+        self._server = self.server_class(("127.0.0.1", self.bind_port), self.handler)
         self._server.owner = self
         self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -415,3 +431,183 @@ class ForwardProxy(_Background):
             return f"http://{self.netloc}"
         user, password = (urllib.parse.quote(part, safe="") for part in self.auth)
         return f"http://{user}:{password}@{self.netloc}"
+
+
+# --- the SOCKS5 proxy -----------------------------------------------------------------
+
+SOCKS_MODES = ("healthy", "refuse", "deny", "break")
+
+_SOCKS_VERSION = 5
+_NO_AUTH, _USER_PASS, _NO_METHOD = 0x00, 0x02, 0xFF
+_CONNECT = 0x01
+_IPV4, _DOMAIN = 0x01, 0x03
+# RFC 1928 section 6 reply codes used here.
+_SUCCEEDED, _GENERAL_FAILURE, _NOT_ALLOWED = 0x00, 0x01, 0x02
+_HOST_UNREACHABLE, _COMMAND_UNSUPPORTED, _ADDRESS_UNSUPPORTED = 0x04, 0x07, 0x08
+
+
+class _SocksServer(_Quiet):
+    pass
+
+
+class _SocksHandler(socketserver.BaseRequestHandler):
+    """One client connection: method negotiation, optional RFC 1929 sub-negotiation,
+    one CONNECT request, then a byte relay until either side closes. Reads and writes
+    the socket directly (no buffered file), so no byte of the tunnel is held back."""
+
+    server: _SocksServer
+    request: socket.socket
+
+    def _proxy(self) -> SocksProxy:
+        return self.server.owner
+
+    def _count(self, counter: str) -> None:
+        proxy = self._proxy()
+        with proxy._lock:
+            setattr(proxy, counter, getattr(proxy, counter) + 1)
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.request.recv(n - len(data))
+            if not chunk:
+                raise ConnectionResetError("client closed during the SOCKS handshake")
+            data += chunk
+        return data
+
+    def _send(self, data: bytes) -> None:
+        self.request.sendall(data)
+
+    def _reply(self, code: int) -> None:
+        # VER REP RSV ATYP BND.ADDR BND.PORT; the bound address is not used by clients here.
+        self._send(struct.pack("!BBBB4sH", _SOCKS_VERSION, code, 0, _IPV4, bytes(4), 0))
+
+    def handle(self) -> None:
+        proxy = self._proxy()
+        self._count("connections")
+        self.request.settimeout(10)  # a client stalling mid-handshake frees its thread
+        if proxy.mode == "refuse":
+            self._count("dropped")
+            return  # closed without a word, like a dead or overloaded proxy
+        if not self._negotiate():
+            return
+        target = self._request()
+        if target is None:
+            return
+        host, port = target
+        if proxy.mode == "deny":
+            self._count("dropped")
+            self._reply(_NOT_ALLOWED)
+            return
+        try:
+            upstream = socket.create_connection((host, port), timeout=10)
+        except OSError:
+            self._reply(_HOST_UNREACHABLE)
+            return
+        with upstream:
+            self._reply(_SUCCEEDED)
+            if proxy.mode == "break":
+                self._count("dropped")
+                return  # said yes, then hangs up before a byte is relayed
+            with proxy._lock:
+                proxy.relayed += 1
+                proxy.targets[f"{host}:{port}"] += 1
+            self._relay(upstream)
+
+    def _negotiate(self) -> bool:
+        """Method selection, then the username/password check when auth is set."""
+        proxy = self._proxy()
+        version, count = self._read(2)
+        if version != _SOCKS_VERSION:
+            return False
+        offered = set(self._read(count))
+        wanted = _NO_AUTH if proxy.auth is None else _USER_PASS
+        if wanted not in offered:
+            self._send(bytes([_SOCKS_VERSION, _NO_METHOD]))
+            self._count("auth_failures")
+            return False
+        self._send(bytes([_SOCKS_VERSION, wanted]))
+        if proxy.auth is None:
+            return True
+        _subversion, user_len = self._read(2)
+        user = self._read(user_len).decode(errors="replace")
+        password = self._read(self._read(1)[0]).decode(errors="replace")
+        ok = (user, password) == proxy.auth
+        self._send(bytes([1, 0 if ok else 1]))  # RFC 1929: non-zero status = failure
+        if not ok:
+            self._count("auth_failures")
+        return ok
+
+    def _request(self) -> tuple[str, int] | None:
+        version, command, _reserved, address_type = self._read(4)
+        if version != _SOCKS_VERSION:
+            self._reply(_GENERAL_FAILURE)
+            return None
+        if address_type == _IPV4:
+            host = socket.inet_ntoa(self._read(4))
+        elif address_type == _DOMAIN:
+            host = self._read(self._read(1)[0]).decode("idna")
+        else:
+            self._reply(_ADDRESS_UNSUPPORTED)
+            return None
+        (port,) = struct.unpack("!H", self._read(2))
+        proxy = self._proxy()
+        with proxy._lock:
+            proxy.address_types["ipv4" if address_type == _IPV4 else "domain"] += 1
+        if command != _CONNECT:
+            self._reply(_COMMAND_UNSUPPORTED)
+            return None
+        return host, port
+
+    def _relay(self, upstream: socket.socket) -> None:
+        client = self.request
+        sockets = [client, upstream]
+        try:
+            while not self._proxy().stopping.is_set():
+                readable, _, _ = select.select(sockets, [], [], 0.1)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is client else client).sendall(data)
+        except OSError:  # either side reset or stalled: the tunnel is over
+            return
+
+
+class SocksProxy(_Background):
+    """A SOCKS5 proxy on 127.0.0.1 (RFC 1928 CONNECT to IPv4 or domain-name addresses;
+    with ``auth=(user, password)``, RFC 1929 username/password, refusing others).
+
+    Modes (changeable while it runs): ``healthy`` relays; ``refuse`` closes each
+    connection at once, before the greeting; ``deny`` answers CONNECT with reply 2
+    (connection not allowed by ruleset); ``break`` answers CONNECT with success, then
+    closes without relaying a byte. Counters: ``connections`` accepted, ``relayed``
+    tunnels opened to a target (``targets``: "host:port" -> tunnels), ``auth_failures``,
+    ``dropped`` (refused, denied or broken), ``address_types`` ("ipv4"/"domain" -> count).
+    """
+
+    handler = _SocksHandler
+    server_class = _SocksServer
+
+    def __init__(
+        self, mode: str = "healthy", *, auth: tuple[str, str] | None = None, port: int = 0
+    ) -> None:
+        super().__init__(port)
+        if mode not in SOCKS_MODES:
+            raise ValueError(f"mode must be one of {SOCKS_MODES}")
+        self.mode = mode
+        self.auth = auth
+        self.connections = 0
+        self.relayed = 0
+        self.auth_failures = 0
+        self.dropped = 0
+        self.targets: Counter[str] = Counter()
+        self.address_types: Counter[str] = Counter()
+
+    @property
+    def url(self) -> str:
+        """``socks5://[user:password@]127.0.0.1:port``, ready for httpx's ``proxy=``."""
+        if self.auth is None:
+            return f"socks5://{self.netloc}"
+        user, password = (urllib.parse.quote(part, safe="") for part in self.auth)
+        return f"socks5://{user}:{password}@{self.netloc}"

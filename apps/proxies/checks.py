@@ -1,16 +1,19 @@
 """Health checks: a GET of PROXY_CHECK_URL through each proxy, with async httpx, a timeout,
 bounded concurrency and up to N attempts. A check passes on a 2xx whose body contains
-PROXY_CHECK_EXPECT_TEXT (when set): a 200 captcha or ban page is a failure."""
+PROXY_CHECK_EXPECT_TEXT (when set): a 200 captcha or ban page is a failure. http(s) and
+socks5 proxies alike (socks5 through httpx[socks]); errors name the cause, never a secret."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
+from socksio import SOCKSError
 
 from apps.proxies.models import Proxy
 
@@ -56,6 +59,13 @@ async def _attempt(
             response = await client.get(config.url)
     except httpx.TimeoutException:
         return False, None, None, "timeout"
+    except httpx.ProxyError as exc:
+        # The proxy itself said no: a refused CONNECT, SOCKS5 credentials, a SOCKS reply.
+        return False, None, None, f"proxy error: {_without_secrets(str(exc), proxy_url)}"
+    except SOCKSError:
+        # httpx lets socksio's errors through unmapped: the proxy hung up or spoke nonsense
+        # during the SOCKS5 handshake.
+        return False, None, None, "proxy error: SOCKS5 handshake failed (closed or malformed)"
     except (httpx.HTTPError, OSError, ValueError, ImportError) as exc:
         # The message may quote the proxy URL: keep only the exception type.
         return False, None, None, f"connection error ({type(exc).__name__})"
@@ -65,6 +75,15 @@ async def _attempt(
     if config.expect_text and config.expect_text not in response.text:
         return False, latency, response.status_code, "expected text missing (ban or captcha page?)"
     return True, latency, response.status_code, ""
+
+
+def _without_secrets(message: str, proxy_url: str) -> str:
+    """The message with the proxy's password (raw or %-encoded) blanked, to be safe: the
+    messages httpx raises here are fixed texts, but they are stored and shown."""
+    raw = urllib.parse.urlsplit(proxy_url).password
+    for secret in {raw, urllib.parse.unquote(raw or "")} - {None, ""}:
+        message = message.replace(str(secret), "***")
+    return message[:200]
 
 
 async def _check(proxy_url: str, config: CheckConfig, gate: asyncio.Semaphore) -> CheckResult:

@@ -20,6 +20,12 @@ Outcomes reported:
 
 ``session="abc"`` makes requests sticky: the server leases the same proxy for the same
 session while it stays usable.
+
+socks5 proxies (the lease's ``proxy_url`` is then ``socks5://user:pass@host:port``) need
+httpx's SOCKS support: ``pip install "coreadmin-client[socks]"``. Without it, a request
+leased a socks5 proxy raises httpx's ImportError (the lease is not reported). A SOCKS5
+proxy that hangs up mid-handshake makes socksio raise an error httpx does not map; the
+pool reports it as a ``failure`` and raises it as ``httpx.ProxyError``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,23 @@ if TYPE_CHECKING:
 __all__ = ["AsyncProxyPool", "ProxyPool"]
 
 logger = logging.getLogger("coreadmin_client.proxies")
+
+try:  # optional: the [socks] extra; httpx lets its errors through unmapped
+    from socksio import SOCKSError as _SOCKSError
+except ImportError:  # without the extra, no socks5 request gets as far as the handshake
+
+    class _SOCKSError(Exception):  # type: ignore[no-redef]
+        """Stands in for socksio's error when socksio is not installed (never raised)."""
+
+
+def _as_httpx_error(exc: Exception) -> Exception:
+    """socksio's handshake errors become httpx.ProxyError, so callers catch one family."""
+    if isinstance(exc, _SOCKSError):
+        error = httpx.ProxyError(f"SOCKS5 handshake failed: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
 
 BanPredicate = Callable[[httpx.Response], bool]
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
@@ -144,6 +167,13 @@ class _PoolCore[C: (httpx.Client, httpx.AsyncClient)]:
             self.clients_created += 1
             return slot, None
 
+    def _abandon(self) -> None:
+        """Gives back a reservation from _checkout whose client could not be made (e.g.
+        socks5 without httpx[socks]), so the pool does not shrink."""
+        with self._cond:
+            self._creating -= 1
+            self._cond.notify()
+
     def _use(self, lease: dict[str, Any]) -> _Use:
         with self._cond:
             self.leases += 1
@@ -242,7 +272,12 @@ class ProxyPool(_PoolCore[httpx.Client]):
                 if left <= 0:
                     raise TimeoutError(f"no proxy client free within {self.wait_timeout} s")
                 self._cond.wait(left)
-        slot, spare = self._add(proxy_url, httpx.Client(proxy=proxy_url, timeout=self.timeout))
+        try:
+            http = httpx.Client(proxy=proxy_url, timeout=self.timeout)
+        except BaseException:
+            self._abandon()
+            raise
+        slot, spare = self._add(proxy_url, http)
         if spare is not None:
             spare.close()
         return slot
@@ -268,8 +303,8 @@ class ProxyPool(_PoolCore[httpx.Client]):
         result: httpx.Response | Exception
         try:
             result = slot.http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            result = exc
+        except (httpx.HTTPError, _SOCKSError) as exc:
+            result = _as_httpx_error(exc)
         self._release(slot, use, target, result, started)
         if isinstance(result, Exception):
             raise result
@@ -303,7 +338,11 @@ class AsyncProxyPool(_PoolCore[httpx.AsyncClient]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no proxy client free within {self.wait_timeout} s")
             await asyncio.sleep(0.005)
-        http = httpx.AsyncClient(proxy=proxy_url, timeout=self.timeout)
+        try:
+            http = httpx.AsyncClient(proxy=proxy_url, timeout=self.timeout)
+        except BaseException:
+            self._abandon()
+            raise
         slot, spare = self._add(proxy_url, http)
         if spare is not None:
             await spare.aclose()
@@ -330,8 +369,8 @@ class AsyncProxyPool(_PoolCore[httpx.AsyncClient]):
         result: httpx.Response | Exception
         try:
             result = await slot.http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            result = exc
+        except (httpx.HTTPError, _SOCKSError) as exc:
+            result = _as_httpx_error(exc)
         self._release(slot, use, target, result, started)
         if isinstance(result, Exception):
             raise result
