@@ -4,6 +4,7 @@ real forward proxies (coreadmin.devservers)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,4 +179,61 @@ def test_when_every_client_is_busy_a_request_waits_for_one_to_come_back(
         thread.join(60)
     assert statuses == [200, 200]
     assert pool.stats()["clients"] == 1 and pool.stats()["leases"] == 2
+    pool.close()
+
+
+@pytest.fixture
+def socks_proxy(admin: Client) -> Iterator[Any]:
+    """A real SOCKS5 server with auth, registered as the only proxy of service "socksy"."""
+    requires("/api/v1/proxies/lease")
+    with devservers.SocksProxy(auth=("u", "socks-pw")) as server:
+        created = admin.request(
+            "POST", "/api/v1/proxies", json={"url": server.url, "service": "socksy"}
+        )
+        server.coreadmin_id = created["id"]
+        yield server
+
+
+def test_a_request_through_a_leased_socks5_proxy_reaches_the_target(
+    client: Client, site: Any, socks_proxy: Any
+) -> None:
+    lease = client.transport.request(
+        "POST", "/api/v1/proxies/lease", json={"service": "socksy", "target": "127.0.0.1"}
+    )
+    assert lease["proxy_url"] == f"socks5://u:socks-pw@{socks_proxy.netloc}"
+    pool = client.proxy_pool("socksy")
+    response = pool.get(site.url("/echo"))
+    assert response.status_code == 200 and response.json()["path"] == "/echo"
+    assert socks_proxy.relayed == 1 and socks_proxy.targets[site.netloc] == 1
+    assert site.hits["/echo"] == 1
+    assert pool.reporter.flush(10) and pool.reporter.counts["written"] == 1
+    assert pool.stats()["outcomes"]["success"] == 1
+    pool.close()
+
+
+def test_a_socks5_proxy_that_hangs_up_is_a_reported_failure_raised_as_proxy_error(
+    client: Client, site: Any, socks_proxy: Any
+) -> None:
+    socks_proxy.mode = "refuse"
+    pool = client.proxy_pool("socksy")
+    with pytest.raises(httpx.ProxyError, match="SOCKS5 handshake failed"):
+        pool.get(site.url("/ok"))
+    stats = pool.stats()
+    assert stats["outcomes"]["failure"] == 1 and stats["busy"] == 0
+    assert pool.reporter.flush(10) and pool.reporter.counts["written"] == 1
+    socks_proxy.mode = "healthy"  # the slot was given back: the same client works again
+    assert pool.get(site.url("/ok")).status_code == 200
+    pool.close()
+
+
+def test_without_httpx_socks_a_socks5_lease_raises_and_the_pool_keeps_its_capacity(
+    client: Client, site: Any, socks_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = client.proxy_pool("socksy", max_clients=1, wait_timeout=0.5)
+    monkeypatch.setitem(sys.modules, "socksio", None)  # as if the [socks] extra were absent
+    with pytest.raises(ImportError, match="httpx\\[socks\\]"):
+        pool.get(site.url("/ok"))
+    monkeypatch.undo()
+    assert pool.get(site.url("/ok")).status_code == 200  # max_clients=1 not used up
+    assert pool.stats()["clients"] == 1
     pool.close()
