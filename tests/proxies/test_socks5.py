@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.proxies.checks import _without_secrets
 from apps.proxies.models import HealthCheck
 from apps.proxies.services import proxies_check, proxy_create
 from coreadmin.devservers import TARGET_OK_TEXT, ForwardProxy, SocksProxy
@@ -151,3 +152,12 @@ def test_the_socks_server_refuses_unsupported_commands_address_types_and_methods
     assert ipv6[:2] == b"\x05\x08"  # address type not supported
     assert no_method == b"\x05\xff" and locked.auth_failures == 1
     assert server.relayed == 0
+
+
+def test_a_proxy_error_message_never_keeps_the_password_raw_or_encoded():
+    url = "socks5://scraper:socks-pw%3A%2F%40@127.0.0.1:1080"
+    message = "refused socks-pw:/@ and socks-pw%3A%2F%40"
+    assert _without_secrets(message, url) == "refused *** and ***"
+    assert _without_secrets("Invalid username/password", "socks5://127.0.0.1:1") == (
+        "Invalid username/password"
+    )
