@@ -209,7 +209,11 @@ CACHES = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in Postgres only, not cached_db on the Redis cache: django-redis raises
+# when Redis is down, which locked operators out of the very pages that say Redis is
+# degraded. One indexed primary-key read per dashboard request is cheap; Redis stays
+# optional for the dashboard (tests/dashboard/test_redis_down.py).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
