@@ -361,6 +361,11 @@ CELERY_BEAT_SCHEDULE["circuits-flush-events"] = {
 RATELIMIT_POLICY_CACHE_SECONDS = env.number("RATELIMIT_POLICY_CACHE_SECONDS", 5.0)
 # Most buckets one process keeps while Redis is down (least recently used go first).
 RATELIMIT_LOCAL_BUCKETS = env.integer("RATELIMIT_LOCAL_BUCKETS", 10_000, minimum=10)
+# Decision counts (dashboard) are kept per process and flushed to Redis in one pipeline
+# this often; while Redis is down at most RATELIMIT_STATS_MAX_PENDING distinct counters
+# are kept for the next flush, beyond that counts are dropped (and counted in /metrics).
+RATELIMIT_STATS_FLUSH_S = env.number("RATELIMIT_STATS_FLUSH_S", 1.0)
+RATELIMIT_STATS_MAX_PENDING = env.integer("RATELIMIT_STATS_MAX_PENDING", 50_000, minimum=100)
 
 # --- datasets ---
 # Batch writes: limits (refused with 413), retry queue backoff, batch-id retention.
