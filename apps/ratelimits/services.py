@@ -14,7 +14,7 @@ from django.db import transaction
 from apps.accounts.models import ApiKey
 from apps.accounts.services import audit_record
 from apps.ratelimits import stats
-from apps.ratelimits.lua import GCRA_SCRIPT
+from apps.ratelimits.lua import GCRA_SCRIPT, decision_from_reply
 from apps.ratelimits.models import Limits, Policy, PolicyOverride
 from coreadmin.clock import clock
 from coreadmin.errors import ApiError, NotFound
@@ -130,11 +130,8 @@ def ratelimit_acquire(*, key: str, cost: int = 1, api_key_id: int, caller: str) 
         try:
             result = script([bucket], [now, t, limits.burst, cost])
             backoff.succeeded()
-            would, retry, remaining, reset = (
-                int(result[0]),
-                int(result[1]),
-                int(result[2]),
-                int(result[3]),
+            would, retry, remaining, reset = decision_from_reply(
+                int(result), now=now, t=t, burst=limits.burst, cost=cost
             )
             stats.record(
                 policy=policy.key,
