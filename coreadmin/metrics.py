@@ -32,6 +32,10 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+RATELIMIT_STATS_DROPPED = Counter(
+    "coreadmin_ratelimit_stats_dropped_total",
+    "Rate-limit decision counts dropped: Redis kept failing and too many were pending.",
+)
 DEGRADED = Counter(
     "coreadmin_degraded_answers_total",
     "Answers given without Redis (fail-open circuits, local rate-limit buckets).",

@@ -209,7 +209,11 @@ CACHES = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in Postgres only, not cached_db on the Redis cache: django-redis raises
+# when Redis is down, which locked operators out of the very pages that say Redis is
+# degraded. One indexed primary-key read per dashboard request is cheap; Redis stays
+# optional for the dashboard (tests/dashboard/test_redis_down.py).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -357,6 +361,11 @@ CELERY_BEAT_SCHEDULE["circuits-flush-events"] = {
 RATELIMIT_POLICY_CACHE_SECONDS = env.number("RATELIMIT_POLICY_CACHE_SECONDS", 5.0)
 # Most buckets one process keeps while Redis is down (least recently used go first).
 RATELIMIT_LOCAL_BUCKETS = env.integer("RATELIMIT_LOCAL_BUCKETS", 10_000, minimum=10)
+# Decision counts (dashboard) are kept per process and flushed to Redis in one pipeline
+# this often; while Redis is down at most RATELIMIT_STATS_MAX_PENDING distinct counters
+# are kept for the next flush, beyond that counts are dropped (and counted in /metrics).
+RATELIMIT_STATS_FLUSH_S = env.number("RATELIMIT_STATS_FLUSH_S", 1.0)
+RATELIMIT_STATS_MAX_PENDING = env.integer("RATELIMIT_STATS_MAX_PENDING", 50_000, minimum=100)
 
 # --- datasets ---
 # Batch writes: limits (refused with 413), retry queue backoff, batch-id retention.

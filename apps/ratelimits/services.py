@@ -13,7 +13,8 @@ from django.db import transaction
 
 from apps.accounts.models import ApiKey
 from apps.accounts.services import audit_record
-from apps.ratelimits.lua import GCRA_SCRIPT
+from apps.ratelimits import stats
+from apps.ratelimits.lua import GCRA_SCRIPT, decision_from_reply
 from apps.ratelimits.models import Limits, Policy, PolicyOverride
 from coreadmin.clock import clock
 from coreadmin.errors import ApiError, NotFound
@@ -127,25 +128,17 @@ def ratelimit_acquire(*, key: str, cost: int = 1, api_key_id: int, caller: str) 
     result: Any = None
     if backoff.should_try():
         try:
-            result = script(
-                [
-                    bucket,
-                    redis_key("rl", policy.key, "stats"),
-                    redis_key(
-                        "rl",
-                        policy.key,
-                        "shadow" if policy.shadow else "denied",
-                        now // 3_600_000_000,
-                    ),
-                ],
-                [now, t, limits.burst, cost, 1 if policy.shadow else 0, caller],
-            )
+            result = script([bucket], [now, t, limits.burst, cost])
             backoff.succeeded()
-            would, retry, remaining, reset = (
-                int(result[1]),
-                int(result[2]),
-                int(result[3]),
-                int(result[4]),
+            would, retry, remaining, reset = decision_from_reply(
+                int(result), now=now, t=t, burst=limits.burst, cost=cost
+            )
+            stats.record(
+                policy=policy.key,
+                shadow=policy.shadow,
+                would_allow=bool(would),
+                caller=caller,
+                now_us=now,
             )
         except REDIS_ERRORS:
             backoff.failed()

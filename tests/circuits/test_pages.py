@@ -123,7 +123,7 @@ def test_the_overview_tile_counts_open_circuits(operator_client, clock):
 
 @pytest.mark.slow
 def test_pages_still_render_when_redis_is_unreachable(operator_user, rf, settings, clock):
-    # Called directly: the dashboard's sessions themselves live in the Redis cache.
+    # Called directly (through the client: tests/dashboard/test_redis_down.py).
     from apps.circuits.views import circuit_detail, circuit_grid
 
     Circuit.objects.create(name="shop", forced_state="forced_open")

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.ratelimits import services
+from apps.ratelimits import services, stats
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +13,10 @@ def fresh_ratelimit_caches() -> Iterator[None]:
     services.clear_policy_cache()
     services.clear_local_buckets()
     services.backoff.reset()
+    stats.BACKGROUND = False  # the tests call stats.flush() themselves
+    stats.reset()
     yield
     services.clear_policy_cache()
     services.clear_local_buckets()
     services.backoff.reset()
+    stats.reset()

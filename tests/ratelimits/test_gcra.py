@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 
 from apps.accounts.services import api_key_create
+from apps.ratelimits import stats
 from apps.ratelimits.models import Policy, PolicyOverride
 from apps.ratelimits.services import policy_resolve, ratelimit_acquire
 from coreadmin.redis import connection, key
@@ -84,6 +85,7 @@ def test_shadow_mode_never_denies_but_counts_what_it_would_deny(clock):
     assert all(a.allowed for a in answers)
     assert [a.would_allow for a in answers] == [True] * 3 + [False] * 7
     assert all(a.shadow for a in answers)
+    assert stats.flush()
     hour = round(clock.time() * 1_000_000) // 3_600_000_000
     assert connection().zscore(key("rl", "trial", "shadow", hour), "noisy#7") == 7
     assert not connection().exists(key("rl", "trial", "denied", hour))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.services import api_key_create
+from apps.ratelimits import stats
 from apps.ratelimits.models import Policy, PolicyOverride
 from apps.ratelimits.services import ratelimit_acquire
 
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.django_db
 def hammer(policy, times, caller="noisy#1", api_key_id=1):
     for _ in range(times):
         ratelimit_acquire(key=policy, cost=1, api_key_id=api_key_id, caller=caller)
+    assert stats.flush()  # what every process does about once a second
 
 
 def test_the_page_shows_each_policy_with_granted_and_denied_counts(operator_client, clock):

@@ -8,6 +8,7 @@ from django.conf import settings
 from apps.accounts.services import api_key_create
 from apps.circuits.models import Circuit
 from apps.circuits.services import circuit_acquire, circuit_force, circuit_record
+from apps.ratelimits import stats
 from apps.ratelimits.models import Policy, PolicyOverride
 from apps.ratelimits.services import ratelimit_acquire
 from coreadmin.redis import connection
@@ -40,6 +41,7 @@ def test_a_scan_after_every_scenario_finds_no_key_without_a_ttl(clock):
         for key in ("all", "shadowed"):
             for _ in range(4):
                 ratelimit_acquire(key=key, cost=1, api_key_id=api_key_id, caller=f"c#{api_key_id}")
+    assert stats.flush()
     client = connection()
     ours = list(client.scan_iter(match=settings.REDIS_KEY_PREFIX + "*", count=1000))
     assert len(ours) >= 8
