@@ -83,10 +83,12 @@ def flush() -> bool:
             for (policy, kind, minute), n in minutes.items():
                 stats = redis_key("rl", policy, "stats")
                 pipe.hincrby(stats, f"{kind}{minute}", n)
+                # Every time: the hash may be new (expired, Redis restarted or flushed) even
+                # when this process already cleaned it this minute.
+                pipe.expire(stats, 7200)
                 if _cleaned.get((policy, kind)) != minute:
                     # Fields of one to two hours ago go; the hash holds about the last hour.
                     pipe.hdel(stats, *(f"{kind}{m}" for m in range(minute - 120, minute - 59)))
-                    pipe.expire(stats, 7200)
                     cleanups.append(((policy, kind), minute))
             for (policy, kind, hour, caller), n in callers.items():
                 ranking = redis_key("rl", policy, kind, hour)
