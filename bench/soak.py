@@ -270,17 +270,19 @@ def celery_worker(server: BenchServer) -> Iterator[None]:
 
 
 def _gunicorn_master(server: BenchServer) -> int:
-    # The master and its workers all hold the listening socket; the master is the one
-    # whose parent does not.
-    pids = {
+    """The gunicorn master: from any process listening on the port (workers may hold
+    the socket without the master showing), up the parents while they are gunicorn."""
+    pids = [
         c.pid
         for c in psutil.net_connections("tcp")
         if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_LISTEN and c.pid
-    }
-    for pid in pids:
-        if psutil.Process(pid).ppid() not in pids:
-            return pid
-    raise RuntimeError("gunicorn master not found")
+    ]
+    if not pids:
+        raise RuntimeError("gunicorn master not found")
+    proc = psutil.Process(pids[0])
+    while (parent := proc.parent()) is not None and "gunicorn" in " ".join(parent.cmdline()):
+        proc = parent
+    return proc.pid
 
 
 def report(
@@ -373,7 +375,10 @@ def main() -> None:
 
         def sampler() -> None:
             while not stop.wait(SAMPLE_EVERY_S):
-                samples.append(sample(server, admin, master, dataset))
+                try:
+                    samples.append(sample(server, admin, master, dataset))
+                except (OSError, psutil.Error) as exc:  # an overloaded server times out
+                    print(f"sample skipped: {exc!r}", flush=True)
 
         thread = threading.Thread(target=sampler, daemon=True)
         started = time.time()
