@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 
 import pybreaker
-from coreadmin_client import Client, circuit_protected
+from coreadmin_client import Batcher, Client, Delivered, circuit_protected
 
 from bench.harness import bench_server
 
@@ -90,7 +90,50 @@ def bench_batch_writer(client: Client, dataset: str) -> None:
     print(f"BatchWriter vs naive: {b / n:.1f}x  (median of 3 runs)")
 
 
+def bench_journal() -> None:
+    """What the write-ahead journal costs write(): the time put() takes, no server in
+    the way (the send acknowledges at once), memory only vs journal vs journal + fsync."""
+
+    def ack(items: list[object], batch_id: str) -> Delivered:
+        return Delivered(written=len(items))
+
+    def per_record(spool: str | None, fsync: bool, n: int) -> float:
+        batcher = Batcher(
+            "bench",
+            ack,
+            batch_size=500,
+            interval=0.05,
+            max_queue=10 * n,
+            spool_dir=spool,
+            fsync=fsync,
+        )
+        started = time.perf_counter_ns()
+        for i in range(n):
+            batcher.put({"id": f"j{i}", "score": i, "title": "a scraped title of some length"})
+        elapsed = (time.perf_counter_ns() - started) / n
+        batcher.close()
+        return elapsed
+
+    results: dict[str, list[float]] = {"memory": [], "journal": [], "fsync": []}
+    for _ in range(RUNS):
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            results["memory"].append(per_record(None, False, 50_000))
+            results["journal"].append(per_record(a, False, 50_000))
+            results["fsync"].append(per_record(b, True, 2_000))
+    memory, journal, fsync = (statistics.median(results[k]) for k in ("memory", "journal", "fsync"))
+    print(f"write(), no journal (memory)  {memory / 1000:8.2f} us/record")
+    print(
+        f"write(), journal              {journal / 1000:8.2f} us/record  "
+        f"(+{(journal - memory) / 1000:.2f} us: survives SIGKILL)"
+    )
+    print(
+        f"write(), journal fsync=True   {fsync / 1000:8.2f} us/record  "
+        f"(+{(fsync - memory) / 1000:.2f} us: survives power loss)  (median of {RUNS} runs)"
+    )
+
+
 def main() -> None:
+    bench_journal()
     with bench_server() as server:
         admin_key = server.api_key("admin")
         key = server.api_key("scraper")

@@ -163,6 +163,7 @@ class Client(Closing):
         block_timeout: float | None = None,
         spool_dir: str | Path | None = None,
         replay_interval: float = 2.0,
+        fsync: bool = False,
     ) -> BatchWriter:
         return BatchWriter(
             self,
@@ -174,6 +175,7 @@ class Client(Closing):
             block_timeout=block_timeout,
             spool_dir=spool_dir,
             replay_interval=replay_interval,
+            fsync=fsync,
         )
 
     # -- proxies ----------------------------------------------------------------------------

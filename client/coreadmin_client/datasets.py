@@ -46,8 +46,11 @@ def open_batcher(
 class BatchWriter(Closing):
     """Writes records to ``dataset`` in batches on a background thread.
 
-    ``write`` returns as soon as the record is queued in memory (or blocks / raises when
-    the queue is full, per ``overflow``). ``counts`` tells every record's fate.
+    ``write`` returns once the record is in the write-ahead journal of the spool
+    directory and queued in memory (or blocks / raises when the queue is full, per
+    ``overflow``): a crash after that, even ``SIGKILL``, loses nothing; the next writer on
+    the same spool directory sends it. ``fsync=True`` also survives power loss, at the
+    cost of a disk flush per record. ``counts`` tells every record's fate.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class BatchWriter(Closing):
         block_timeout: float | None = None,
         spool_dir: str | Path | None = None,
         replay_interval: float = 2.0,
+        fsync: bool = False,
     ) -> None:
         self.client = client
         self.dataset = dataset
@@ -79,6 +83,7 @@ class BatchWriter(Closing):
             overflow=overflow,
             block_timeout=block_timeout,
             replay_interval=replay_interval,
+            fsync=fsync,
         )
         client._register_batcher(self._batcher)
 
@@ -92,7 +97,7 @@ class BatchWriter(Closing):
 
     @property
     def counts(self) -> dict[str, int]:
-        """submitted, pending, written, queued, spooled, rejected, dead."""
+        """submitted, recovered, pending, written, queued, spooled, rejected, dead."""
         return self._batcher.counts
 
     @property
@@ -116,7 +121,7 @@ class BatchWriter(Closing):
         return await self._batcher.aflush(timeout)
 
     def replay(self) -> int:
-        """Tries the spooled batches now instead of at the next replay tick."""
+        """Tries the open (unacknowledged) batches now instead of at the next replay tick."""
         return self._batcher.replay()
 
     def close(self, timeout: float | None = 30.0) -> None:

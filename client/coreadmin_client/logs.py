@@ -1,8 +1,10 @@
 """Ship log lines to ``POST /api/v1/logs`` through the same Batcher as BatchWriter.
 
-The caller never blocks: the shipper's queue overflows to the on-disk spool, and the
-spool is replayed when the server answers again. Lines logged by coreadmin_client itself
-are not shipped (no feedback loop when the server is down).
+Every line is journaled before ``ship`` returns (the Batcher's write-ahead journal), and
+each batch carries a ``batch_id`` the server dedupes by, so a retry or a replay after a
+lost answer or a crash stores a line once. The caller never blocks: when the queue is
+full, lines stay in the journal only and are read back when their turn comes. Lines
+logged by coreadmin_client itself are not shipped (no feedback loop when the server is down).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class LogShipper:
         interval: float = 1.0,
         max_queue: int = 10_000,
         spool_dir: str | Path | None = None,
+        fsync: bool = False,
     ) -> None:
         self.client = client
         self.batcher: Batcher = open_batcher(
@@ -65,11 +68,14 @@ class LogShipper:
             interval=interval,
             max_queue=max_queue,
             overflow="spool",
+            fsync=fsync,
         )
         client._register_batcher(self.batcher)
 
     def _send(self, records: list[Any], batch_id: str) -> Delivered:
-        body = self.client.transport.request("POST", "/api/v1/logs", json={"records": records})
+        body = self.client.transport.request(
+            "POST", "/api/v1/logs", json={"batch_id": batch_id, "records": records}
+        )
         return Delivered(written=int(body.get("accepted", len(records))))
 
     def ship(

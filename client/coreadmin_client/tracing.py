@@ -101,6 +101,7 @@ class Tracker:
         interval: float = 1.0,
         max_threads: int = 10_000,
         spool_dir: str | Path | None = None,
+        fsync: bool = False,
     ) -> None:
         self.client = client
         self._rate = sampling_rate
@@ -116,6 +117,7 @@ class Tracker:
             batch_size=batch_size,
             interval=interval,
             overflow="spool",
+            fsync=fsync,
         )
         client._register_batcher(self.batcher)
 
@@ -131,7 +133,9 @@ class Tracker:
         self._rate = rate
 
     def _send(self, spans: list[Any], batch_id: str) -> Delivered:
-        body = self.client.transport.request("POST", "/api/v1/spans", json={"spans": spans})
+        body = self.client.transport.request(
+            "POST", "/api/v1/spans", json={"batch_id": batch_id, "spans": spans}
+        )
         return Delivered(written=int(body.get("accepted", len(spans))))
 
     def track_stage(self, thread_id: str, stage: str, name: str = "") -> _Span:

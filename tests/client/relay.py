@@ -21,6 +21,7 @@ class Relay:
         # True: requests reach the server but its answers are thrown away and the
         # connection is closed (the client cannot know whether the write happened).
         self.drop_responses = False
+        self.connections = 0  # accepted so far
 
     @property
     def url(self) -> str:
@@ -60,6 +61,7 @@ class Relay:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
+                self.connections += 1
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 

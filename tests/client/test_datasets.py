@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from coreadmin_client import Client
+from coreadmin_client.journal import Journal
 
 from tests.client.conftest import FAST, requires, run_async, wait_until
 from tests.client.relay import Relay
@@ -85,6 +86,7 @@ def test_the_server_stopping_mid_run_loses_and_duplicates_nothing(
         writer.close()
         assert writer.counts | {"pending": 0} == {
             "submitted": 300,
+            "recovered": 0,
             "written": 300,
             "queued": 0,
             "spooled": 0,
@@ -160,7 +162,8 @@ def test_a_killed_client_process_replays_its_spool_after_restart_exactly_once(
     counts = json.loads(third.stdout)
     assert counts["written"] == 200 and counts["spooled"] == 0
     assert stored(admin) == 320 == 120 + 200
-    assert not any(Path(spool).glob("*.json"))
+    left = Journal(spool).recovered  # nothing open, nothing unbatched
+    assert left.open_batches == [] and left.unbatched == []
     assert os.path.exists(spool)
 
 
