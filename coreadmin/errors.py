@@ -45,6 +45,12 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class BatchIdConflict(Conflict):
+    """A batch_id sent again with different items (datasets, logs, spans)."""
+
+    code = "batch_id_conflict"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"

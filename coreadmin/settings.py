@@ -461,6 +461,10 @@ LOGS_RETENTION_DAYS: dict[str, int] = (
 )
 LOGS_PARTITIONS_AHEAD_DAYS = env.integer("LOGS_PARTITIONS_AHEAD_DAYS", 3, minimum=1)
 LOGS_MAX_BATCH = env.integer("LOGS_MAX_BATCH", 5000, minimum=1)
+# How long a log or span batch_id is remembered (a client's resend of it stores nothing).
+TELEMETRY_BATCH_ID_RETENTION_HOURS = env.integer(
+    "TELEMETRY_BATCH_ID_RETENTION_HOURS", 72, minimum=24
+)
 LOGS_MAX_MESSAGE_CHARS = env.integer("LOGS_MAX_MESSAGE_CHARS", 16_384, minimum=256)
 # A line stamped further in the future than this is stored at the server's time instead.
 LOGS_MAX_FUTURE_SECONDS = env.integer("LOGS_MAX_FUTURE_SECONDS", 300)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from coreadmin.errors import ApiError, Conflict
-
-
-class BatchIdConflict(Conflict):
-    code = "batch_id_conflict"
+from coreadmin.errors import BatchIdConflict as BatchIdConflict  # shared with logs, spans
 
 
 class RetryNotAllowed(Conflict):

@@ -13,6 +13,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Cast, Upper
 
+from coreadmin.idempotency import BatchRecord
+
 
 class Dataset(models.Model):
     name = models.SlugField(max_length=100, unique=True)
@@ -71,24 +73,17 @@ class RecordCount(models.Model):
         return f"{self.dataset_id}: {self.delta:+d}"
 
 
-class Batch(models.Model):
+class Batch(BatchRecord):
     """A client's ``batch_id`` and the first response, replayed for repeats; pruned after
     DATASETS_BATCH_ID_RETENTION_HOURS."""
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, db_index=False)
-    batch_id = models.CharField(max_length=200)
-    request_hash = models.CharField(max_length=64)
-    response = models.JSONField(null=True)
-    created_at = models.DateTimeField(db_index=True)
 
-    class Meta:
+    class Meta(BatchRecord.Meta):
         verbose_name_plural = "batches"
         constraints = [
             models.UniqueConstraint(fields=["dataset", "batch_id"], name="datasets_batch_id_uniq")
         ]
-
-    def __str__(self) -> str:
-        return f"batch {self.batch_id}"
 
 
 class RetryItem(models.Model):

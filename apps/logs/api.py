@@ -19,7 +19,7 @@ from apps.logs.selectors import (
     tail_cursor,
     valid_tail_cursor,
 )
-from apps.logs.services import log_lines_ingest
+from apps.logs.services import log_batch_submit
 from coreadmin.errors import ValidationFailed
 from coreadmin.http import ApiRequest
 
@@ -29,16 +29,14 @@ router = Router(tags=["logs"])
 @router.post("/logs", response={202: LogAcceptedOut})
 def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
     """Stores a batch of log lines (redacted first). Lines below the service's
-    min_log_level (fleet configuration) are accepted and dropped; `dropped` counts them."""
+    min_log_level (fleet configuration) are accepted and dropped; `dropped` counts them.
+    A `batch_id` makes a resend store nothing and answer as the first time did."""
     principal = request.auth
     if principal.service:
         for service in {record.service for record in payload.records}:
             require_service(principal, service)
-    result = log_lines_ingest(records=payload.model_dump()["records"])
-    return Status(
-        202,
-        {"accepted": result.accepted, "stored": result.stored, "dropped": result.dropped_total},
-    )
+    body = payload.model_dump()
+    return Status(202, log_batch_submit(records=body["records"], batch_id=body["batch_id"]))
 
 
 class LogQuery(LogFilter):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from coreadmin.idempotency import BatchRecord
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
 # What scrapers and logging libraries also send, mapped to our five levels.
@@ -69,3 +71,12 @@ class LogStream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}/{self.logger}"
+
+
+class LogBatch(BatchRecord):
+    """A client's ``batch_id`` for log lines and the first response, replayed for repeats;
+    pruned after TELEMETRY_BATCH_ID_RETENTION_HOURS."""
+
+    class Meta(BatchRecord.Meta):
+        verbose_name_plural = "log batches"
+        constraints = [models.UniqueConstraint(fields=["batch_id"], name="logs_batch_id_uniq")]

@@ -42,6 +42,12 @@ class LogRecordIn(Schema):
 
 
 class LogBatchIn(Schema):
+    batch_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency key, as for dataset writes: a resend stores nothing.",
+    )
     records: list[LogRecordIn]
 
     @field_validator("records", mode="before")
@@ -58,6 +64,7 @@ class LogBatchIn(Schema):
 
 
 class LogAcceptedOut(Schema):
+    batch_id: str | None = None
     accepted: int = Field(description="Lines received (stored + dropped).")
     stored: int
     dropped: int = Field(description="Lines below the service's min_log_level or too old.")

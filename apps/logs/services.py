@@ -21,11 +21,12 @@ from django.db import IntegrityError, connection, transaction
 from prometheus_client import Counter as PromCounter
 
 from apps.fleet.selectors import service_config
-from apps.logs.models import LEVEL_ALIASES, LEVELS, LogStream
+from apps.logs.models import LEVEL_ALIASES, LEVELS, LogBatch, LogStream
 from apps.logs.partitions import forget_known_partitions, partitions_ensure, retention_days
 from apps.logs.selectors import DROP_COUNTS_DAYS, drop_counts_key
 from coreadmin import redaction
 from coreadmin.clock import clock
+from coreadmin.idempotency import batch_claim, batch_prune, batch_remember, request_hash
 from coreadmin.redis import connection as redis_connection
 
 LINES = PromCounter(
@@ -34,6 +35,7 @@ LINES = PromCounter(
     ["service", "outcome"],
 )
 COPY_SQL = "COPY logs_logline (ts, level, service, logger, message, thread_id, context) FROM STDIN"
+BATCH_TABLE = LogBatch._meta.db_table
 # Postgres text and jsonb cannot hold NUL; a JSON \u0000 escape (not an escaped
 # backslash followed by "u0000") is removed.
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -44,10 +46,20 @@ class IngestResult:
     accepted: int = 0
     stored: int = 0
     dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    streams: set[tuple[str, str]] = field(default_factory=set)
+    now: dt.datetime | None = None
 
     @property
     def dropped_total(self) -> int:
         return sum(self.dropped.values())
+
+    def response(self, batch_id: str | None) -> dict[str, Any]:
+        return {
+            "batch_id": batch_id,
+            "accepted": self.accepted,
+            "stored": self.stored,
+            "dropped": self.dropped_total,
+        }
 
 
 def _json_default(value: Any) -> str:
@@ -65,12 +77,44 @@ def _clean(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def log_batch_submit(*, records: list[dict[str, Any]], batch_id: str | None) -> dict[str, Any]:
+    """POST /logs: stores a batch, under its ``batch_id`` if it has one (claimed in the
+    transaction that stores the lines; a resend replays the first answer and stores
+    nothing; coreadmin/idempotency.py). Returns the response body."""
+    if not batch_id:
+        return log_lines_ingest(records=records).response(batch_id)
+    now = clock.now()
+    with transaction.atomic():
+        replay = batch_claim(
+            table=BATCH_TABLE, batch_id=batch_id, digest=request_hash(records), now=now
+        )
+        if replay is not None:
+            return replay
+        result = _ingest(records, now)
+        response = result.response(batch_id)
+        batch_remember(table=BATCH_TABLE, batch_id=batch_id, response=response)
+    _after_commit(result)
+    return response
+
+
+def log_batches_prune(*, now: dt.datetime | None = None) -> int:
+    """Forgets log batch ids older than TELEMETRY_BATCH_ID_RETENTION_HOURS."""
+    hours = settings.TELEMETRY_BATCH_ID_RETENTION_HOURS
+    cutoff = (now or clock.now()) - dt.timedelta(hours=hours)
+    return batch_prune(table=BATCH_TABLE, older_than=cutoff)
+
+
 def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
     """Stores ``records`` (dicts with ts, level, logger, message, service, thread_id,
     context). A line below its service's min_log_level, or already past its level's
     retention, is accepted and dropped, and counted; everything stored is redacted
     first (message, logger, context at any depth). One COPY for the whole batch."""
-    now = clock.now()
+    result = _ingest(records, clock.now())
+    _after_commit(result)
+    return result
+
+
+def _ingest(records: Iterable[Mapping[str, Any]], now: dt.datetime) -> IngestResult:
     future_limit = now + dt.timedelta(seconds=settings.LOGS_MAX_FUTURE_SECONDS)
     oldest = {level: now - dt.timedelta(days=days) for level, days in retention_days().items()}
     max_message = settings.LOGS_MAX_MESSAGE_CHARS
@@ -119,10 +163,18 @@ def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
         streams.add((service, logger))
     if rows:
         _copy_rows(rows, days)
-        _streams_seen(streams, now)
     result.stored = len(rows)
-    _count(result)
+    result.streams = streams
+    result.now = now
     return result
+
+
+def _after_commit(result: IngestResult) -> None:
+    """What follows a stored batch and may fail without losing it: the (service, logger)
+    pairs for the filters, the counters."""
+    if result.streams:
+        _streams_seen(result.streams, result.now)
+    _count(result)
 
 
 def _copy_rows(rows: list[tuple[Any, ...]], days: set[dt.date]) -> None:

@@ -9,10 +9,9 @@ from django.conf import settings
 from ninja import Query, Router, Status
 
 from apps.accounts.auth import require_service
-from apps.tracing.sampling import sample_rate
 from apps.tracing.schemas import SpansAccepted, SpansIn, StagesOut, ThreadOut
 from apps.tracing.selectors import stage_stats, thread_spans
-from apps.tracing.services import SpanIn, spans_ingest
+from apps.tracing.services import SpanIn, span_batch_submit
 from coreadmin.errors import NotFound, PayloadTooLarge, ValidationFailed
 from coreadmin.http import ApiRequest
 
@@ -21,7 +20,8 @@ router = Router(tags=["tracing"])
 
 @router.post("/spans", response={202: SpansAccepted})
 def post_spans(request: ApiRequest, payload: SpansIn) -> Status:
-    """Stores the spans of sampled threads (sampling by thread_id, see docs/tracing.md)."""
+    """Stores the spans of sampled threads (sampling by thread_id, see docs/tracing.md).
+    A `batch_id` makes a resend store nothing and answer as the first time did."""
     limit = settings.TRACING_MAX_SPANS_PER_REQUEST
     if len(payload.spans) > limit:
         raise PayloadTooLarge(
@@ -51,12 +51,7 @@ def post_spans(request: ApiRequest, payload: SpansIn) -> Status:
         )
     if bad:
         raise ValidationFailed("Some spans are not valid; see details.fields.", bad)
-    result = spans_ingest(spans=spans)
-    rates = {s: sample_rate(s) for s in {span.service for span in spans}}
-    return Status(
-        202,
-        {"accepted": result.accepted, "sampled_out": result.sampled_out, "sample_rates": rates},
-    )
+    return Status(202, span_batch_submit(spans=spans, batch_id=payload.batch_id))
 
 
 @router.get("/tracing/stages", response=StagesOut)

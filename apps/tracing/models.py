@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from coreadmin.idempotency import BatchRecord
+
 
 class Span(models.Model):
     pk = models.CompositePrimaryKey("id", "started_at")
@@ -70,3 +72,12 @@ class StageHour(StageSketch):
                 fields=["bucket", "service", "stage"], name="tracing_stagehour_key"
             )
         ]
+
+
+class SpanBatch(BatchRecord):
+    """A client's ``batch_id`` for spans and the first response, replayed for repeats;
+    pruned after TELEMETRY_BATCH_ID_RETENTION_HOURS."""
+
+    class Meta(BatchRecord.Meta):
+        verbose_name_plural = "span batches"
+        constraints = [models.UniqueConstraint(fields=["batch_id"], name="tracing_batch_id_uniq")]

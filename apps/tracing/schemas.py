@@ -22,10 +22,17 @@ class SpanSchema(BaseModel):
 
 
 class SpansIn(BaseModel):
+    batch_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency key, as for dataset writes: a resend stores nothing.",
+    )
     spans: list[SpanSchema]
 
 
 class SpansAccepted(Schema):
+    batch_id: str | None = None
     accepted: int
     sampled_out: int
     sample_rates: dict[str, float]

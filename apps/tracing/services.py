@@ -11,9 +11,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from apps.tracing.models import SpanBatch
 from apps.tracing.sampling import is_sampled, sample_rate
 from apps.tracing.sketch import LOG_GAMMA, MIN_MS, STORED_COLUMNS, Merged, Sketch
 from coreadmin.clock import clock
+from coreadmin.idempotency import batch_claim, batch_prune, batch_remember, request_hash
 
 SPAN_COLUMNS = (
     "started_at",
@@ -25,6 +27,7 @@ SPAN_COLUMNS = (
     "duration_ms",
     "status",
 )
+BATCH_TABLE = SpanBatch._meta.db_table
 SKETCH_TABLES = {"minute": "tracing_stageminute", "hour": "tracing_stagehour"}
 
 
@@ -133,10 +136,50 @@ def tracing_retention(*, now: dt.datetime | None = None) -> dict[str, int]:
         minutes = cursor.rowcount
         cursor.execute("DELETE FROM tracing_stagehour WHERE bucket < %s", [hour_cutoff])
         hours = cursor.rowcount
-    return {"partitions_dropped": len(dropped), "minutes_deleted": minutes, "hours_deleted": hours}
+    return {
+        "partitions_dropped": len(dropped),
+        "minutes_deleted": minutes,
+        "hours_deleted": hours,
+        "batch_ids_forgotten": span_batches_prune(now=now),
+    }
 
 
 # ---------------------------------------------------------------- ingestion
+
+
+def span_batch_submit(*, spans: Sequence[SpanIn], batch_id: str | None) -> dict[str, Any]:
+    """POST /spans: stores a batch, under its ``batch_id`` if it has one (claimed in the
+    transaction that stores the spans; a resend replays the first answer and stores
+    nothing; coreadmin/idempotency.py). Returns the response body."""
+    if not batch_id:
+        return _batch_response(spans, spans_ingest(spans=spans), batch_id)
+    with transaction.atomic():
+        replay = batch_claim(
+            table=BATCH_TABLE, batch_id=batch_id, digest=request_hash(spans), now=clock.now()
+        )
+        if replay is not None:
+            return replay
+        response = _batch_response(spans, spans_ingest(spans=spans), batch_id)
+        batch_remember(table=BATCH_TABLE, batch_id=batch_id, response=response)
+    return response
+
+
+def _batch_response(
+    spans: Sequence[SpanIn], result: IngestResult, batch_id: str | None
+) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "accepted": result.accepted,
+        "sampled_out": result.sampled_out,
+        "sample_rates": {s: sample_rate(s) for s in {span.service for span in spans}},
+    }
+
+
+def span_batches_prune(*, now: dt.datetime | None = None) -> int:
+    """Forgets span batch ids older than TELEMETRY_BATCH_ID_RETENTION_HOURS."""
+    hours = settings.TELEMETRY_BATCH_ID_RETENTION_HOURS
+    cutoff = (now or clock.now()) - dt.timedelta(hours=hours)
+    return batch_prune(table=BATCH_TABLE, older_than=cutoff)
 
 
 def spans_ingest(*, spans: Sequence[SpanIn], rate: float | None = None) -> IngestResult:

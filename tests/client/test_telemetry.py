@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from coreadmin_client import Client, LRUCache, is_sampled
+from coreadmin_client.tracing import Tracker
 
-from tests.client.conftest import requires, run_async, wait_until
+from tests.client.conftest import FAST, requires, run_async, wait_until
+from tests.client.relay import Relay
 
 
 def reference_sampled(thread_id: str, rate: float) -> bool:
@@ -121,6 +123,37 @@ def test_stages_are_shipped_as_spans_and_summarised_per_thread(
     assert {s["stage"] for s in spans} == set(summary["stages"])
     parents = {s["stage"]: s.get("parent_stage") for s in spans}
     assert parents["2.1_L1_CACHE_LOOKUP"] == "2_FETCH"
+
+
+def test_log_and_span_answers_lost_on_the_way_back_store_each_batch_once(
+    relay: Relay, scraper_key: str, admin: Client, tmp_path: Path
+) -> None:
+    """The server commits, the client never hears back, resends under the same batch_id
+    (journal replay): the server's batch_id dedupe stores each line and span once."""
+    requires("/api/v1/logs")
+    # A thread the server keeps at its default 10% rate too.
+    thread = next(t for t in (f"thread-lost-{i}" for i in range(1000)) if is_sampled(t, 0.1))
+    with Client(relay.url, scraper_key, retry=FAST, make_default=False) as client:
+        shipper = client.log_shipper(spool_dir=tmp_path / "logs", batch_size=5)
+        tracker = Tracker(client, sampling_rate=1.0, batch_size=3, spool_dir=tmp_path / "spans")
+        for batcher in (shipper.batcher, tracker.batcher):
+            batcher.replay_interval = 0.05
+        relay.drop_responses = True
+        for i in range(5):
+            shipper.ship("info", "lost", f"lost answer {i}")
+        for stage in ("7_LOST", "7.1_LOST", "7.2_LOST"):
+            with tracker.track_stage(thread, stage):
+                pass
+        assert shipper.batcher.flush(20) and tracker.batcher.flush(20)
+        assert shipper.batcher.counts["spooled"] == 5 and tracker.batcher.counts["spooled"] == 3
+        relay.drop_responses = False
+        wait_until(lambda: shipper.batcher.counts["written"] == 5)
+        wait_until(lambda: tracker.batcher.counts["written"] == 3, timeout=3) if 0 else None
+        wait_until(lambda: tracker.batcher.counts["written"] == 3)
+    lines = admin.request("GET", "/api/v1/logs", params={"q": "lost answer", "limit": 100})
+    assert sorted(i["message"] for i in lines["items"]) == [f"lost answer {i}" for i in range(5)]
+    stored_thread = admin.request("GET", f"/api/v1/tracing/threads/{thread}")
+    assert sorted(s["stage"] for s in stored_thread["spans"]) == ["7.1_LOST", "7.2_LOST", "7_LOST"]
 
 
 def test_unsampled_threads_ship_nothing_but_are_still_summarised(client: Client) -> None:

@@ -22,7 +22,7 @@ def stored() -> list[LogLine]:
 def test_a_batch_is_accepted_and_stored(scraper_api, clock):
     response = scraper_api.post(URL, {"records": [record(message=f"line {i}") for i in range(3)]})
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3, "stored": 3, "dropped": 0}
+    assert response.json() == {"batch_id": None, "accepted": 3, "stored": 3, "dropped": 0}
     lines = stored()
     assert [line.message for line in lines] == ["line 0", "line 1", "line 2"]
     first = lines[0]
@@ -76,7 +76,7 @@ def test_lines_below_the_services_minimum_level_are_accepted_dropped_and_counted
     }
     response = scraper_api.post(URL, body)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 5, "stored": 3, "dropped": 2}
+    assert response.json() == {"batch_id": None, "accepted": 5, "stored": 3, "dropped": 2}
     assert [line.message for line in stored()] == ["slow", "boom", "other service keeps info"]
     assert drop_counts() == [{"service": "reddit", "reason": "below_min_level", "count": 2}]
     scraper_api.post(URL, {"records": [record(level="debug")]})
@@ -85,7 +85,7 @@ def test_lines_below_the_services_minimum_level_are_accepted_dropped_and_counted
 
 def test_the_default_minimum_level_is_info(scraper_api, clock):
     response = scraper_api.post(URL, {"records": [record(level="debug")]})
-    assert response.json() == {"accepted": 1, "stored": 0, "dropped": 1}
+    assert response.json() == {"batch_id": None, "accepted": 1, "stored": 0, "dropped": 1}
 
 
 def test_a_line_already_past_its_retention_is_dropped_and_counted(scraper_api, clock):
@@ -98,7 +98,7 @@ def test_a_line_already_past_its_retention_is_dropped_and_counted(scraper_api, c
             ]
         },
     )
-    assert response.json() == {"accepted": 2, "stored": 1, "dropped": 1}
+    assert response.json() == {"batch_id": None, "accepted": 2, "stored": 1, "dropped": 1}
     assert stored()[0].level == 40
     assert drop_counts() == [{"service": "reddit", "reason": "expired", "count": 1}]
 

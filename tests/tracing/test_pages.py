@@ -145,6 +145,7 @@ def test_the_beat_tasks_run(clock):
         "partitions_dropped": 0,
         "minutes_deleted": 0,
         "hours_deleted": 0,
+        "batch_ids_forgotten": 0,
     }
     redis_info_sample.apply().get()
     assert cache_stats_retention.apply().get() == 0

@@ -10,7 +10,6 @@ is isolated by bisection under savepoints, so it fails alone and its batch is wr
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +18,14 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from apps.datasets.errors import BatchIdConflict, DatabaseUnavailable
+from apps.datasets.errors import DatabaseUnavailable
 from apps.datasets.mapping import Mapping, describe_errors, map_and_encode
 from apps.datasets.metrics import RECORDS
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
 from coreadmin.errors import NotFound
+from coreadmin.idempotency import batch_claim, batch_remember, request_hash
 from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
 
@@ -34,6 +34,7 @@ STAGE_SQL = (
     "ON COMMIT DELETE ROWS; DELETE FROM datasets_stage"
 )
 COPY_SQL = "COPY datasets_stage (data) FROM STDIN"
+BATCH_TABLE = Batch._meta.db_table
 # Only the mapped data is sent; Postgres builds the key from it (jsonb_build_object of
 # the key fields), so each record is encoded once and parsed once. The upsert also
 # records how many rows it inserted (xmax = 0 marks an inserted row, not an updated one)
@@ -349,45 +350,6 @@ def queue_failures(
     return items
 
 
-def records_hash(records: list[Any]) -> str:
-    return hashlib.sha256(orjson.dumps(records, option=SORTED)).hexdigest()
-
-
-def _batch_claim(
-    dataset: Dataset, batch_id: str, request_hash: str, now: dt.datetime
-) -> dict[str, Any] | None:
-    """Claims ``batch_id`` for this transaction, or returns the stored first response.
-
-    INSERT ... ON CONFLICT DO NOTHING waits for a concurrent transaction holding the same
-    id: if it commits, we replay its response; if it rolls back, our insert proceeds."""
-    with connection.cursor() as cursor:
-        for _ in range(3):
-            cursor.execute(
-                "INSERT INTO datasets_batch (dataset_id, batch_id, request_hash, created_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (dataset_id, batch_id) DO NOTHING "
-                "RETURNING id",
-                [dataset.pk, batch_id, request_hash, now],
-            )
-            if cursor.fetchone() is not None:
-                return None
-            cursor.execute(
-                "SELECT request_hash, response FROM datasets_batch "
-                "WHERE dataset_id = %s AND batch_id = %s",
-                [dataset.pk, batch_id],
-            )
-            row = cursor.fetchone()
-            if row is None:  # pruned in between; claim again
-                continue
-            stored_hash, response = row
-            if stored_hash != request_hash:
-                raise BatchIdConflict(
-                    f"batch_id {batch_id!r} was already used with different records.",
-                    details={"batch_id": batch_id},
-                )
-            return response if isinstance(response, dict) else orjson.loads(response)
-    raise DatabaseUnavailable("Could not claim the batch id; try again.")
-
-
 def _count_writes(dataset_id: int, written: int, queued: int, now: dt.datetime) -> None:
     """Per-minute write counters for the dashboard's write rate (best effort)."""
     minute = int(now.timestamp()) // 60 * 60
@@ -410,7 +372,13 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
     try:
         with transaction.atomic():
             if batch_id:
-                replay = _batch_claim(dataset, batch_id, records_hash(records), now)
+                replay = batch_claim(
+                    table=BATCH_TABLE,
+                    scope={"dataset_id": dataset.pk},
+                    batch_id=batch_id,
+                    digest=request_hash(records),
+                    now=now,
+                )
                 if replay is not None:
                     return replay
             outcome = records_write(dataset=dataset, records=records, now=now)
@@ -430,7 +398,12 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
                 "failures": [f.as_dict() for f in outcome.failures],
             }
             if batch_id:
-                Batch.objects.filter(dataset=dataset, batch_id=batch_id).update(response=response)
+                batch_remember(
+                    table=BATCH_TABLE,
+                    scope={"dataset_id": dataset.pk},
+                    batch_id=batch_id,
+                    response=response,
+                )
     except DatabaseError as exc:
         if not infrastructure_failure(exc):
             raise
