@@ -13,6 +13,7 @@ keep-alive HTTP connection; every figure is the median of several runs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import multiprocessing as mp
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get(
@@ -60,6 +60,9 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+BENCH_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"coreadmin bench only, not secret").decode()
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -70,7 +73,9 @@ def bench_env(**extra: str) -> dict[str, str]:
         "REDIS_URL": BENCH_REDIS,
         "REDIS_KEY_PREFIX": "bench:",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "ENCRYPTION_KEYS": os.environ.get("BENCH_ENCRYPTION_KEYS", Fernet.generate_key().decode()),
+        # Fixed, like SECRET_KEY: the bench database is kept between runs, and a new key
+        # each run would leave the proxies of earlier runs undecryptable (leases -> 500).
+        "ENCRYPTION_KEYS": os.environ.get("BENCH_ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY),
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
     }
@@ -126,6 +131,9 @@ def bench_server(workers: int = 4, **extra_env: str) -> Iterator[BenchServer]:
     manage(env, "migrate", "--no-input")
     port = free_port()
     metrics_dir = tempfile.mkdtemp(prefix="coreadmin-prom-")
+    # The server's stderr goes to a file, never to a pipe: nobody reads a pipe once the
+    # server is up, and when it fills (tracebacks) every worker blocks in its log call.
+    stderr_log = Path(metrics_dir) / "gunicorn-stderr.log"
     env = {
         **env,
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
@@ -137,7 +145,7 @@ def bench_server(workers: int = 4, **extra_env: str) -> Iterator[BenchServer]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr_log.open("wb"),
     )
     server = BenchServer(f"http://127.0.0.1:{port}", "127.0.0.1", port, env)
     try:
@@ -149,7 +157,7 @@ def bench_server(workers: int = 4, **extra_env: str) -> Iterator[BenchServer]:
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
+                stderr = stderr_log.read_text(errors="replace")
                 raise RuntimeError("bench server did not start: " + stderr[-2000:])
             time.sleep(0.2)
         yield server
@@ -159,6 +167,9 @@ def bench_server(workers: int = 4, **extra_env: str) -> Iterator[BenchServer]:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
+        errors = stderr_log.read_text(errors="replace").count("Traceback")
+        if errors:
+            print(f"(the bench server logged {errors} tracebacks)", file=sys.stderr)
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

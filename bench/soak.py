@@ -299,7 +299,7 @@ def report(
         f"# Soak report {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {os.cpu_count()} cores. Duration {minutes:g} min. Peak (closed loop, "
-        f"median of 3) {peak:.0f} req/s; target {target:.0f} req/s (70%); achieved "
+        f"median of 3) {peak:.0f} req/s; target {target:.0f} req/s ({target / peak:.0%}); achieved "
         f"{total / seconds:.0f} req/s ({total / seconds / target:.0%} of target).",
         "",
         "| endpoint | requests | 5xx/errors | non-2xx | p50 ms | p95 ms | p99 ms | max ms |",
