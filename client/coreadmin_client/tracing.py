@@ -136,7 +136,10 @@ class Tracker:
         body = self.client.transport.request(
             "POST", "/api/v1/spans", json={"batch_id": batch_id, "spans": spans}
         )
-        return Delivered(written=int(body.get("accepted", len(spans))))
+        # Spans the server's own sampling left out were delivered, not refused: they
+        # count as written (the server decided by its rate, e.g. when ours is stale).
+        accepted = int(body.get("accepted", len(spans)))
+        return Delivered(written=accepted + int(body.get("sampled_out", 0)))
 
     def track_stage(self, thread_id: str, stage: str, name: str = "") -> _Span:
         """``with tracker.track_stage(thread_id, "2_FETCH"):`` (or ``async with``)."""

@@ -156,6 +156,18 @@ def test_log_and_span_answers_lost_on_the_way_back_store_each_batch_once(
     assert sorted(s["stage"] for s in stored_thread["spans"]) == ["7.1_LOST", "7.2_LOST", "7_LOST"]
 
 
+def test_spans_the_server_samples_out_count_as_delivered_not_rejected(client: Client) -> None:
+    requires("/api/v1/spans")
+    thread = next(t for t in (f"thread-out-{i}" for i in range(1000)) if not is_sampled(t, 0.1))
+    tracker = Tracker(client, sampling_rate=1.0, batch_size=2)
+    for stage in ("8_OUT", "8.1_OUT"):
+        with tracker.track_stage(thread, stage):
+            pass
+    assert tracker.flush(10)
+    counts = tracker.batcher.counts
+    assert (counts["written"], counts["rejected"]) == (2, 0)
+
+
 def test_unsampled_threads_ship_nothing_but_are_still_summarised(client: Client) -> None:
     tracker = client.tracker
     tracker.sampling_rate = 0.0
