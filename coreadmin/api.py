@@ -7,7 +7,9 @@ import logging
 from typing import Any
 
 import orjson
+import redis
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -24,7 +26,14 @@ from apps.logs.api import router as logs_router
 from apps.proxies.api import router as proxies_router
 from apps.ratelimits.api import router as ratelimits_router
 from apps.tracing.api import router as tracing_router
-from coreadmin.errors import ApiError, api_error_response, error_response
+from coreadmin.dbfailures import infrastructure_failure
+from coreadmin.errors import (
+    ApiError,
+    DatabaseUnavailable,
+    RedisUnavailable,
+    api_error_response,
+    error_response,
+)
 
 logger = logging.getLogger("coreadmin.api")
 
@@ -118,6 +127,39 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(RequestDataTooBig)
 def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     return error_response(413, "payload_too_large", "The request body is too large.")
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    """Postgres unreachable (restarting, failed over, out of connections) anywhere in a
+    request, authentication included: 503 with Retry-After, so clients retry, instead of
+    a 500 that reads as a bug. The broken connection is dropped for the next request."""
+    if not infrastructure_failure(exc):
+        return on_unexpected(request, exc)
+    logger.warning("database unavailable: %s", exc)
+    connection.close()
+    return api_error_response(
+        DatabaseUnavailable(
+            "The database is not answering; nothing of this request was acknowledged. "
+            "Send it again shortly.",
+            headers={"Retry-After": "1"},
+        )
+    )
+
+
+@api.exception_handler(redis.exceptions.ConnectionError)
+@api.exception_handler(redis.exceptions.TimeoutError)
+def on_redis_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Redis unreachable where an endpoint has no degraded answer of its own."""
+    logger.warning("redis unavailable: %s", exc)
+    return api_error_response(
+        RedisUnavailable(
+            "Redis is not answering; nothing of this request was acknowledged. "
+            "Send it again shortly.",
+            headers={"Retry-After": "1"},
+        )
+    )
 
 
 @api.exception_handler(Exception)

@@ -71,6 +71,14 @@ class ServiceUnavailable(ApiError):
     code = "service_unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
+class RedisUnavailable(ServiceUnavailable):
+    code = "redis_unavailable"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -145,3 +145,17 @@ def csrf_operator_client(operator_user: User) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator_user)
     return client
+
+
+@pytest.fixture
+def redis_down(settings: Any) -> Iterator[None]:
+    """Redis unreachable for the code under test: the caches point at a closed port."""
+    from apps.circuits import services as circuit_services
+    from tests.circuits.faults import caches_for, closed_port_url
+
+    settings.CACHES = caches_for(closed_port_url(), settings.CACHES)
+    circuit_services.clear_config_cache()
+    circuit_services.backoff.reset()
+    yield
+    circuit_services.clear_config_cache()
+    circuit_services.backoff.reset()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from coreadmin.errors import ApiError, Conflict
 from coreadmin.errors import BatchIdConflict as BatchIdConflict  # shared with logs, spans
+from coreadmin.errors import Conflict
+from coreadmin.errors import DatabaseUnavailable as DatabaseUnavailable  # shared by the API
 
 
 class RetryNotAllowed(Conflict):
     code = "retry_not_allowed"
-
-
-class DatabaseUnavailable(ApiError):
-    status = 503
-    code = "database_unavailable"
 
 
 class DefinitionConflict(Conflict):

@@ -172,7 +172,7 @@ def _ingest(records: Iterable[Mapping[str, Any]], now: dt.datetime) -> IngestRes
 def _after_commit(result: IngestResult) -> None:
     """What follows a stored batch and may fail without losing it: the (service, logger)
     pairs for the filters, the counters."""
-    if result.streams:
+    if result.streams and result.now is not None:
         _streams_seen(result.streams, result.now)
     _count(result)
 

@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
 from apps.tracing.sampling import is_sampled, sample_rate
@@ -146,7 +146,11 @@ class SelfTracingMiddleware:
             return self.get_response(request)
         thread_id = (request.headers.get("X-Request-ID") or "")[:200] or uuid.uuid4().hex
         service = settings.TRACING_SELF_SERVICE
-        if not is_sampled(thread_id, sample_rate(service)):
+        try:
+            rate = sample_rate(service)
+        except DatabaseError:  # self-tracing is best effort: an outage is the view's to
+            return self.get_response(request)  # answer (503), not this middleware's (500)
+        if not is_sampled(thread_id, rate):
             return self.get_response(request)
         recorder = Recorder(thread_id, service)
         token = current.set(recorder)

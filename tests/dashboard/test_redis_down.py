@@ -5,22 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.circuits import services as circuit_services
 from apps.circuits.models import Circuit
 from apps.ratelimits.models import Policy
-from tests.circuits.faults import caches_for, closed_port_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-
-@pytest.fixture
-def redis_down(settings):
-    settings.CACHES = caches_for(closed_port_url(), settings.CACHES)
-    circuit_services.clear_config_cache()
-    circuit_services.backoff.reset()
-    yield
-    circuit_services.clear_config_cache()
-    circuit_services.backoff.reset()
 
 
 def test_an_operator_logs_in_and_uses_the_pages_while_redis_is_down(

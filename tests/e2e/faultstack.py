@@ -105,6 +105,27 @@ class FaultStack:
             time.sleep(0.1)
         return time.monotonic() - started
 
+    def wait_for_worker(self, timeout: float = 90.0) -> float:
+        """Broadcasts Celery pings through the stack's broker until a worker answers;
+        returns the seconds it took (readiness does not cover the worker, so its outage
+        is measured here)."""
+        from celery import Celery
+
+        prefix = self.env.get("REDIS_KEY_PREFIX") or "ca:"
+        app = Celery(
+            "faultstack-probe",
+            broker=self.env["REDIS_URL"],
+            broker_transport_options={"global_keyprefix": prefix + "celery:"},
+        )
+        started = time.monotonic()
+        try:
+            while not app.control.ping(timeout=0.5):
+                if time.monotonic() - started > timeout:
+                    raise AssertionError(f"no Celery worker answered in {timeout} s")
+        finally:
+            app.close()
+        return time.monotonic() - started
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n" + p.read_text(errors="replace")[-4000:]

@@ -5,6 +5,8 @@ for how long, is written to test-artifacts/fleet-faults.md."""
 
 from __future__ import annotations
 
+import collections
+import re
 import shutil
 import tempfile
 import threading
@@ -37,6 +39,11 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultStac
         raise
     finally:
         s.stop()
+        kept = ARTIFACTS / "fleet-faults-logs"  # the apps' own output, for the report
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        for log in data_dir.glob("*.log"):
+            shutil.copy(log, kept / log.name)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -66,6 +73,7 @@ def test_a_fleet_loses_nothing_through_restarts_and_kills(stack: FaultStack, tmp
 
     fleet = threading.Thread(target=run, daemon=True)
     timeline: list[tuple[str, float, float, float]] = []  # fault, start, end, recovered in
+    notes: dict[str, str] = {}  # what /readyz cannot show, by fault
 
     with Availability(stack).running() as availability:
         fleet.start()
@@ -103,11 +111,21 @@ def test_a_fleet_loses_nothing_through_restarts_and_kills(stack: FaultStack, tmp
 
         fault("redis restarted", redis_down, lambda: stack.redis.start())
         fault("postgres restarted", postgres_down, lambda: stack.pg.start("coreadmin"))
-        fault(
-            "celery worker SIGKILL",
-            lambda: stack.kill_app("worker"),
-            lambda: stack.start_app("worker"),
-        )
+        killed_at: list[float] = []
+
+        def worker_killed() -> None:
+            killed_at.append(time.monotonic())
+            stack.kill_app("worker")
+
+        def worker_restarted() -> None:
+            stack.start_app("worker")
+            stack.wait_for_worker()
+            notes["celery worker SIGKILL"] = (
+                f"no worker for {time.monotonic() - killed_at[0]:.1f} s (SIGKILL until a "
+                "restarted worker answered a ping): retries and health checks waited"
+            )
+
+        fault("celery worker SIGKILL", worker_killed, worker_restarted)
         fault(
             "web restarted", lambda: stack.stop_app("web"), lambda: stack.start_app("web") and None
         )
@@ -118,11 +136,20 @@ def test_a_fleet_loses_nothing_through_restarts_and_kills(stack: FaultStack, tmp
     assert result, "the simulation did not finish"
     report = result[0]
     lines = ["# Faults during a simulated fleet", "", "```", report.text(), "```", ""]
-    lines.append("| fault | /readyz not ok | states and checks seen failing |")
-    lines.append("|---|---|---|")
+    lines.append("| fault | /readyz not ok | states and checks seen failing | also |")
+    lines.append("|---|---|---|---|")
     for name, began, end, _ in timeline:
         seconds, seen = availability.not_ok_between(began, end)
-        lines.append(f"| {name} | {seconds:.1f} s | {', '.join(sorted(seen)) or '-'} |")
+        also = notes.get(name, "-")
+        lines.append(f"| {name} | {seconds:.1f} s | {', '.join(sorted(seen)) or '-'} | {also} |")
+    web_log = (stack.data_dir / "web.log").read_text(errors="replace")
+    answered = collections.Counter(re.findall(r"code=(5\d\d) ", web_log))
+    lines += [
+        "",
+        "Server errors answered during the run: "
+        + (", ".join(f"{n} x {code}" for code, n in sorted(answered.items())) or "none")
+        + " (503 = retry later, with Retry-After; a 500 would be a bug).",
+    ]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "fleet-faults.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -136,3 +163,6 @@ def test_a_fleet_loses_nothing_through_restarts_and_kills(stack: FaultStack, tmp
     assert "redis" in failed["redis restarted"]
     assert "postgres" in failed["postgres restarted"]
     assert "down" in failed["web restarted"]
+    assert "celery worker SIGKILL" in notes  # a restarted worker answered
+    # An outage is a 503 with Retry-After wherever it strikes, never a 500.
+    assert "500" not in answered and "Internal Server Error" not in web_log

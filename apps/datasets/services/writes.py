@@ -24,6 +24,7 @@ from apps.datasets.metrics import RECORDS
 from apps.datasets.models import Batch, Dataset, RetryAttempt, RetryItem
 from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
+from coreadmin.dbfailures import infrastructure_failure as infrastructure_failure
 from coreadmin.errors import NotFound
 from coreadmin.idempotency import batch_claim, batch_remember, request_hash
 from coreadmin.redis import connection as redis_connection
@@ -78,17 +79,6 @@ class Failure:
 class WriteOutcome:
     written: list[int]
     failures: list[Failure]
-
-
-def infrastructure_failure(exc: BaseException) -> bool:
-    """A lost connection or a server shutting down fails the whole request; anything
-    else the database says is about the rows we sent."""
-    cause = exc.__cause__ or exc
-    state = getattr(cause, "sqlstate", None)
-    if state is None or state.startswith(("08", "57P", "53")):
-        return True
-    raw = connection.connection
-    return raw is None or bool(getattr(raw, "closed", False))
 
 
 def _copy_upsert(
