@@ -14,7 +14,7 @@ from django.db import transaction
 from apps.accounts.models import ApiKey
 from apps.accounts.services import audit_record
 from apps.ratelimits import stats
-from apps.ratelimits.lua import GCRA_SCRIPT, decision_from_reply
+from apps.ratelimits.lua import GCRA_SCRIPT, decision_from_reply, gcra_args
 from apps.ratelimits.models import Limits, Policy, PolicyOverride
 from coreadmin.clock import clock
 from coreadmin.errors import ApiError, NotFound
@@ -128,7 +128,7 @@ def ratelimit_acquire(*, key: str, cost: int = 1, api_key_id: int, caller: str) 
     result: Any = None
     if backoff.should_try():
         try:
-            result = script([bucket], [now, t, limits.burst, cost])
+            result = script([bucket], gcra_args(now=now, t=t, burst=limits.burst, cost=cost))
             backoff.succeeded()
             would, retry, remaining, reset = decision_from_reply(
                 int(result), now=now, t=t, burst=limits.burst, cost=cost
