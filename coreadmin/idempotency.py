@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from django.db import connection, models
+from django.db import connection, models, transaction
 
+from coreadmin.clock import clock
 from coreadmin.errors import BatchIdConflict, ServiceUnavailable
 
 
@@ -127,9 +128,36 @@ def batch_remember(
         cursor.execute(update, [orjson.dumps(response, default=_default).decode(), *params])
 
 
-def batch_prune(*, table: str, older_than: dt.datetime) -> int:
-    """Forgets the batch ids claimed before ``older_than``; returns how many."""
+def batch_once(
+    *,
+    table: str,
+    batch_id: str | None,
+    items: Any,
+    now: dt.datetime,
+    store: Callable[[], dict[str, Any]],
+    scope: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Runs ``store`` (writes the batch, returns its response) in one transaction with
+    the claim of ``batch_id`` and the stored response; returns (response, replayed). A
+    repeat returns the first response without calling ``store``. Without a batch_id,
+    ``store`` runs in a transaction of its own."""
+    with transaction.atomic():
+        if batch_id:
+            replay = batch_claim(
+                table=table, scope=scope, batch_id=batch_id, digest=request_hash(items), now=now
+            )
+            if replay is not None:
+                return replay, True
+        response = store()
+        if batch_id:
+            batch_remember(table=table, scope=scope, batch_id=batch_id, response=response)
+    return response, False
+
+
+def batch_prune(*, table: str, retention_hours: int, now: dt.datetime | None = None) -> int:
+    """Forgets the batch ids claimed more than ``retention_hours`` before ``now``."""
+    cutoff = (now or clock.now()) - dt.timedelta(hours=retention_hours)
     delete = f"DELETE FROM {connection.ops.quote_name(table)} WHERE created_at < %s"
     with connection.cursor() as cursor:
-        cursor.execute(delete, [older_than])
+        cursor.execute(delete, [cutoff])
         return cursor.rowcount

@@ -26,7 +26,7 @@ from apps.logs.partitions import forget_known_partitions, partitions_ensure, ret
 from apps.logs.selectors import DROP_COUNTS_DAYS, drop_counts_key
 from coreadmin import redaction
 from coreadmin.clock import clock
-from coreadmin.idempotency import batch_claim, batch_prune, batch_remember, request_hash
+from coreadmin.idempotency import batch_once, batch_prune
 from coreadmin.redis import connection as redis_connection
 
 LINES = PromCounter(
@@ -47,7 +47,6 @@ class IngestResult:
     stored: int = 0
     dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
     streams: set[tuple[str, str]] = field(default_factory=set)
-    now: dt.datetime | None = None
 
     @property
     def dropped_total(self) -> int:
@@ -78,30 +77,27 @@ def _clean(text: str, limit: int) -> str:
 
 
 def log_batch_submit(*, records: list[dict[str, Any]], batch_id: str | None) -> dict[str, Any]:
-    """POST /logs: stores a batch, under its ``batch_id`` if it has one (claimed in the
-    transaction that stores the lines; a resend replays the first answer and stores
-    nothing; coreadmin/idempotency.py). Returns the response body."""
-    if not batch_id:
-        return log_lines_ingest(records=records).response(batch_id)
+    """POST /logs: stores a batch, under its ``batch_id`` if it has one (a resend replays
+    the first answer and stores nothing; coreadmin/idempotency.py). Returns the body."""
     now = clock.now()
-    with transaction.atomic():
-        replay = batch_claim(
-            table=BATCH_TABLE, batch_id=batch_id, digest=request_hash(records), now=now
-        )
-        if replay is not None:
-            return replay
-        result = _ingest(records, now)
-        response = result.response(batch_id)
-        batch_remember(table=BATCH_TABLE, batch_id=batch_id, response=response)
-    _after_commit(result)
+    stored: list[IngestResult] = []
+
+    def store() -> dict[str, Any]:
+        stored.append(_ingest(records, now))
+        return stored[0].response(batch_id)
+
+    response, replayed = batch_once(
+        table=BATCH_TABLE, batch_id=batch_id, items=records, now=now, store=store
+    )
+    if not replayed:
+        _after_commit(stored[0], now)
     return response
 
 
 def log_batches_prune(*, now: dt.datetime | None = None) -> int:
     """Forgets log batch ids older than TELEMETRY_BATCH_ID_RETENTION_HOURS."""
     hours = settings.TELEMETRY_BATCH_ID_RETENTION_HOURS
-    cutoff = (now or clock.now()) - dt.timedelta(hours=hours)
-    return batch_prune(table=BATCH_TABLE, older_than=cutoff)
+    return batch_prune(table=BATCH_TABLE, retention_hours=hours, now=now)
 
 
 def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
@@ -109,8 +105,9 @@ def log_lines_ingest(*, records: Iterable[Mapping[str, Any]]) -> IngestResult:
     context). A line below its service's min_log_level, or already past its level's
     retention, is accepted and dropped, and counted; everything stored is redacted
     first (message, logger, context at any depth). One COPY for the whole batch."""
-    result = _ingest(records, clock.now())
-    _after_commit(result)
+    now = clock.now()
+    result = _ingest(records, now)
+    _after_commit(result, now)
     return result
 
 
@@ -165,15 +162,14 @@ def _ingest(records: Iterable[Mapping[str, Any]], now: dt.datetime) -> IngestRes
         _copy_rows(rows, days)
     result.stored = len(rows)
     result.streams = streams
-    result.now = now
     return result
 
 
-def _after_commit(result: IngestResult) -> None:
+def _after_commit(result: IngestResult, now: dt.datetime) -> None:
     """What follows a stored batch and may fail without losing it: the (service, logger)
     pairs for the filters, the counters."""
-    if result.streams and result.now is not None:
-        _streams_seen(result.streams, result.now)
+    if result.streams:
+        _streams_seen(result.streams, now)
     _count(result)
 
 

@@ -15,7 +15,7 @@ from apps.tracing.models import SpanBatch
 from apps.tracing.sampling import is_sampled, sample_rate
 from apps.tracing.sketch import LOG_GAMMA, MIN_MS, STORED_COLUMNS, Merged, Sketch
 from coreadmin.clock import clock
-from coreadmin.idempotency import batch_claim, batch_prune, batch_remember, request_hash
+from coreadmin.idempotency import batch_once, batch_prune
 
 SPAN_COLUMNS = (
     "started_at",
@@ -148,19 +148,15 @@ def tracing_retention(*, now: dt.datetime | None = None) -> dict[str, int]:
 
 
 def span_batch_submit(*, spans: Sequence[SpanIn], batch_id: str | None) -> dict[str, Any]:
-    """POST /spans: stores a batch, under its ``batch_id`` if it has one (claimed in the
-    transaction that stores the spans; a resend replays the first answer and stores
-    nothing; coreadmin/idempotency.py). Returns the response body."""
-    if not batch_id:
-        return _batch_response(spans, spans_ingest(spans=spans), batch_id)
-    with transaction.atomic():
-        replay = batch_claim(
-            table=BATCH_TABLE, batch_id=batch_id, digest=request_hash(spans), now=clock.now()
-        )
-        if replay is not None:
-            return replay
-        response = _batch_response(spans, spans_ingest(spans=spans), batch_id)
-        batch_remember(table=BATCH_TABLE, batch_id=batch_id, response=response)
+    """POST /spans: stores a batch, under its ``batch_id`` if it has one (a resend
+    replays the first answer and stores nothing; coreadmin/idempotency.py)."""
+    response, _replayed = batch_once(
+        table=BATCH_TABLE,
+        batch_id=batch_id,
+        items=spans,
+        now=clock.now(),
+        store=lambda: _batch_response(spans, spans_ingest(spans=spans), batch_id),
+    )
     return response
 
 
@@ -178,8 +174,7 @@ def _batch_response(
 def span_batches_prune(*, now: dt.datetime | None = None) -> int:
     """Forgets span batch ids older than TELEMETRY_BATCH_ID_RETENTION_HOURS."""
     hours = settings.TELEMETRY_BATCH_ID_RETENTION_HOURS
-    cutoff = (now or clock.now()) - dt.timedelta(hours=hours)
-    return batch_prune(table=BATCH_TABLE, older_than=cutoff)
+    return batch_prune(table=BATCH_TABLE, retention_hours=hours, now=now)
 
 
 def spans_ingest(*, spans: Sequence[SpanIn], rate: float | None = None) -> IngestResult:

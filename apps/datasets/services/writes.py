@@ -26,7 +26,8 @@ from apps.datasets.services.definitions import dataset_mapping
 from coreadmin.clock import clock
 from coreadmin.dbfailures import infrastructure_failure as infrastructure_failure
 from coreadmin.errors import NotFound
-from coreadmin.idempotency import batch_claim, batch_remember, request_hash
+from coreadmin.idempotency import batch_once
+from coreadmin.idempotency import batch_prune as shared_batch_prune
 from coreadmin.redis import connection as redis_connection
 from coreadmin.redis import key as redis_key
 
@@ -359,41 +360,33 @@ def _count_writes(dataset_id: int, written: int, queued: int, now: dt.datetime) 
 def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) -> dict[str, Any]:
     """Writes one batch; returns API.md's response, which exists only once committed."""
     now = clock.now()
+
+    def store() -> dict[str, Any]:
+        outcome = records_write(dataset=dataset, records=records, now=now)
+        queue_failures(
+            dataset=dataset,
+            records=records,
+            failures=outcome.failures,
+            now=now,
+            batch_id=batch_id or "",
+        )
+        return {
+            "batch_id": batch_id,
+            "received": len(records),
+            "written": len(outcome.written),
+            "queued": len(outcome.failures),
+            "failures": [f.as_dict() for f in outcome.failures],
+        }
+
     try:
-        with transaction.atomic():
-            if batch_id:
-                replay = batch_claim(
-                    table=BATCH_TABLE,
-                    scope={"dataset_id": dataset.pk},
-                    batch_id=batch_id,
-                    digest=request_hash(records),
-                    now=now,
-                )
-                if replay is not None:
-                    return replay
-            outcome = records_write(dataset=dataset, records=records, now=now)
-            queue_failures(
-                dataset=dataset,
-                records=records,
-                failures=outcome.failures,
-                now=now,
-                batch_id=batch_id or "",
-            )
-            written, queued = len(outcome.written), len(outcome.failures)
-            response: dict[str, Any] = {
-                "batch_id": batch_id,
-                "received": len(records),
-                "written": written,
-                "queued": queued,
-                "failures": [f.as_dict() for f in outcome.failures],
-            }
-            if batch_id:
-                batch_remember(
-                    table=BATCH_TABLE,
-                    scope={"dataset_id": dataset.pk},
-                    batch_id=batch_id,
-                    response=response,
-                )
+        response, replayed = batch_once(
+            table=BATCH_TABLE,
+            scope={"dataset_id": dataset.pk},
+            batch_id=batch_id,
+            items=records,
+            now=now,
+            store=store,
+        )
     except DatabaseError as exc:
         if not infrastructure_failure(exc):
             raise
@@ -405,6 +398,9 @@ def batch_submit(*, dataset: Dataset, records: list[Any], batch_id: str | None) 
             "Send it again (with the same batch_id).",
             headers={"Retry-After": "1"},
         ) from exc
+    if replayed:
+        return response
+    written, queued = response["written"], response["queued"]
     _count_writes(dataset.pk, written, queued, now)
     if written:
         RECORDS.labels(dataset.name, "written").inc(written)
@@ -434,7 +430,5 @@ def record_counts_compact() -> int:
 
 def batch_prune(*, now: dt.datetime | None = None) -> int:
     """Forgets batch ids older than DATASETS_BATCH_ID_RETENTION_HOURS (at least 24)."""
-    now = now or clock.now()
-    cutoff = now - dt.timedelta(hours=settings.DATASETS_BATCH_ID_RETENTION_HOURS)
-    deleted, _ = Batch.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    hours = settings.DATASETS_BATCH_ID_RETENTION_HOURS
+    return shared_batch_prune(table=BATCH_TABLE, retention_hours=hours, now=now)
