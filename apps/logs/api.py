@@ -16,6 +16,7 @@ from apps.logs.selectors import (
     log_lines,
     log_lines_after,
     log_lines_since,
+    searchable,
     tail_cursor,
     valid_tail_cursor,
 )
@@ -33,10 +34,9 @@ def ingest(request: ApiRequest, payload: LogBatchIn) -> Status:
     A `batch_id` makes a resend store nothing and answer as the first time did."""
     principal = request.auth
     if principal.service:
-        for service in {record.service for record in payload.records}:
+        for service in {record["service"] for record in payload.records}:
             require_service(principal, service)
-    body = payload.model_dump()
-    return Status(202, log_batch_submit(records=body["records"], batch_id=body["batch_id"]))
+    return Status(202, log_batch_submit(records=payload.records, batch_id=payload.batch_id))
 
 
 class LogQuery(LogFilter):
@@ -66,6 +66,11 @@ def search(request: ApiRequest, params: Query[LogQuery]) -> dict[str, Any]:
     says more arrived than `limit`). `after_id` (lines with a higher id) is kept for old
     callers, but can miss lines under concurrent ingestion. A key restricted to a service
     reads only that service's lines."""
+    if params.q and not searchable(params.q):
+        raise ValidationFailed(
+            "q holds no word to search for",
+            [{"path": "q", "reason": "give at least one word (letters or digits)"}],
+        )
     service = params.service
     if request.auth.service:
         require_service(request.auth, service or request.auth.service)

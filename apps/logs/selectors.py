@@ -2,7 +2,8 @@
 
 Every list is keyset-paginated newest first on (ts, id), which each day partition's
 indexes serve directly ((ts, id), (level, ts, id), (service, ts, id), (logger, ts, id));
-text search is ILIKE on a pg_trgm GIN index. No query counts the table.
+text search is full text, on a GIN index of the message's words (migration 0004). No
+query counts the table.
 """
 
 from __future__ import annotations
@@ -33,24 +34,56 @@ def drop_counts_key(day: dt.date) -> str:
     return redis_key("logs", "dropped", f"{day:%Y%m%d}")
 
 
-class ILike(Lookup):
-    """``message__ilike``: plain ILIKE, which the pg_trgm index serves (Django's
-    icontains wraps both sides in UPPER() and so cannot use it)."""
+class Words(Lookup):
+    """``message__words``: full-text match of a websearch query (see ``search_query``)
+    against the words of the message, as the GIN index on ``logs_search_vector(message)``
+    holds them (migration 0004)."""
 
-    lookup_name = "ilike"
+    lookup_name = "words"
 
     def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+        return (
+            f"logs_search_vector({lhs}) @@ websearch_to_tsquery('simple'::regconfig, {rhs})",
+            [*lhs_params, *rhs_params],
+        )
 
 
-LogLine._meta.get_field("message").register_lookup(ILike)
+LogLine._meta.get_field("message").register_lookup(Words)
+
+# A quoted phrase, with its optional "-", or one bare term.
+_TERM = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+# What logs_search_vector reads as spaces, so URLs, hosts and paths split into words.
+_SPLIT = str.maketrans({"/": " ", ".": " "})
 
 
-def like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def search_query(text: str) -> str:
+    """The page's text search as websearch_to_tsquery syntax, with the message's split
+    applied: words match whole and case-insensitively, all of them (``or`` between two
+    words: either), ``"quoted words"`` in that order, ``-word`` excludes. A bare term
+    holding '/' or '.' (a URL, a host, a dotted name) is searched as the phrase of its
+    parts, so ``reddit.com/r/python`` finds ``https://www.reddit.com/r/python/...``."""
+    parts = []
+    for match in _TERM.finditer(text):
+        sign, phrase, bare = match.groups()
+        if bare is None:
+            words = phrase.translate(_SPLIT).split()
+            if words:
+                parts.append(f'{sign}"{" ".join(words)}"')
+            continue
+        sign = "-" if bare.startswith("-") and len(bare) > 1 else ""
+        words = bare[len(sign) :].translate(_SPLIT).split()
+        if len(words) > 1:
+            parts.append(f'{sign}"{" ".join(words)}"')
+        elif words:
+            parts.append(sign + words[0])
+    return " ".join(parts)
+
+
+def searchable(text: str) -> bool:
+    """Whether ``text`` holds a word the search can look for (letters or digits)."""
+    return any(char.isalnum() for char in text)
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:
@@ -95,7 +128,7 @@ def log_lines(filters: LogFilter) -> QuerySet[LogLine]:
     if filters.thread_id:
         lines = lines.filter(thread_id=filters.thread_id)
     if filters.q:
-        lines = lines.filter(message__ilike=like_pattern(filters.q))
+        lines = lines.filter(message__words=search_query(filters.q))
     if filters.since:
         lines = lines.filter(ts__gte=utc(filters.since))
     if filters.until:
@@ -119,7 +152,7 @@ def log_lines_page(
         upper = ts if upper is None else min(upper, ts)
     if filters.q:
         rows = _search_by_day(
-            lines, like_pattern(filters.q), since=utc(filters.since), upper=upper, want=limit + 1
+            lines, search_query(filters.q), since=utc(filters.since), upper=upper, want=limit + 1
         )
     else:
         rows = list(lines[: limit + 1])
@@ -129,23 +162,19 @@ def log_lines_page(
     return rows, None
 
 
-# A text search first reads this many of the day's newest lines in time order (index on
-# ts) and filters them: a common word fills the page from those. Only a rarer word falls
-# through to the trigram index, which is then the cheaper way.
-SEARCH_PROBE_LINES = 20_000
-
-
 def _search_by_day(
     lines: QuerySet[LogLine],
-    pattern: str,
+    query: str,
     *,
     since: dt.datetime | None,
     upper: dt.datetime | None,
     want: int,
 ) -> list[LogLine]:
     """A text search, day partition by day partition, newest first, stopping as soon as
-    the page is full: its cost follows the days it reads, not the table's size. Per day,
-    at most two queries (the probe, then the trigram index); plus one catalog query."""
+    the page is full: its cost follows the days it reads, not the table's size. One
+    query per day (plus one catalog query). Within a day the planner weighs the words'
+    statistics: a rare word is a bitmap scan of the word index, a common one is read in
+    ts order and found within the first rows."""
     rows: list[LogLine] = []
     for day in sorted(partitions_existing(), reverse=True):
         start, end = day_start(day), day_start(day + dt.timedelta(days=1))
@@ -153,19 +182,8 @@ def _search_by_day(
             continue
         if since is not None and end <= since:
             break
-        need = want - len(rows)
-        day_lines = lines.filter(ts__gte=start, ts__lt=end)
-        sql, params = day_lines[:SEARCH_PROBE_LINES].query.sql_with_params()
-        found = list(
-            LogLine.objects.raw(
-                f"SELECT * FROM ({sql}) AS recent WHERE recent.message ILIKE %s "
-                "ORDER BY recent.ts DESC, recent.id DESC LIMIT %s",
-                [*params, pattern, need],
-            )
-        )
-        if len(found) < need:  # not enough among the newest lines: ask the index
-            found = list(day_lines.filter(message__ilike=pattern)[:need])
-        rows += found
+        day_lines = lines.filter(ts__gte=start, ts__lt=end, message__words=query)
+        rows += day_lines[: want - len(rows)]
         if len(rows) >= want:
             break
     return rows

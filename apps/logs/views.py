@@ -21,6 +21,7 @@ from apps.logs.selectors import (
     log_lines_page,
     log_lines_since,
     log_streams,
+    searchable,
     tail_cursor,
     valid_tail_cursor,
 )
@@ -28,7 +29,6 @@ from coreadmin.clock import clock
 from coreadmin.http import HtmxHttpRequest
 
 WINDOWS = {"15m": 15, "1h": 60, "6h": 360, "24h": 1440, "7d": 10080}
-MIN_SEARCH_CHARS = 3  # below this a trigram index cannot help
 FILTER_PARAMS = ["service", "level", "logger", "q", "thread_id", "window", "since", "until"]
 
 
@@ -46,7 +46,7 @@ def filters_from(params: QueryDict) -> tuple[LogFilter, dict[str, str]]:
     since = _when(raw["since"])
     if raw["window"] in WINDOWS and not since:
         since = clock.now() - dt.timedelta(minutes=WINDOWS[raw["window"]])
-    q = raw["q"] if len(raw["q"]) >= MIN_SEARCH_CHARS else ""
+    q = raw["q"] if searchable(raw["q"]) else ""
     filters = LogFilter(
         service=raw["service"],
         level=raw["level"] if raw["level"] in LEVELS else "",
@@ -103,7 +103,7 @@ def log_list(request: HtmxHttpRequest) -> HttpResponse:
         "tail": tail,
         "cursor": cursor,
         "tail_interval": settings.LOGS_TAIL_INTERVAL_SECONDS,
-        "short_query": 0 < len(raw["q"]) < MIN_SEARCH_CHARS,
+        "no_words": bool(raw["q"]) and not searchable(raw["q"]),
     }
     template = "logs/logs.html"
     if request.htmx and not request.htmx.boosted:

@@ -145,6 +145,41 @@ def test_nul_characters_are_removed_rather_than_failing_the_batch(scraper_api, c
     assert line.message == "ab" and line.context == {"k": "xy", "p": "\\u0000"}
 
 
+def test_tabs_newlines_and_backslashes_are_stored_exactly(scraper_api, clock):
+    """The rows reach Postgres as COPY text, where these characters are syntax."""
+    message = "col1\tcol2\nsecond line\r\nC:\\temp\\new \\N \\. end\\"
+    context = {
+        "exception": "Traceback:\n  File \"x.py\"\n\tValueError: a\\tb",
+        "path\tkey": "\\N",
+        "nested": {"list": ["\\", "\n", "\t"]},
+    }
+    response = scraper_api.post(
+        URL,
+        {
+            "records": [
+                record(
+                    message=message,
+                    context=context,
+                    logger="a\tb",
+                    thread_id="t\\1",
+                    ts="2026-09-21T14:13:00.123456+02:00",
+                ),
+                record(message="after"),
+            ]
+        },
+    )
+    assert response.status_code == 202 and response.json()["stored"] == 2
+    line, after = stored()
+    assert (line.message, line.context, line.logger, line.thread_id) == (
+        message,
+        context,
+        "a\tb",
+        "t\\1",
+    )
+    assert line.ts == dt.datetime(2026, 9, 21, 12, 13, 0, 123456, tzinfo=dt.UTC)
+    assert after.message == "after"
+
+
 def test_a_very_long_message_is_truncated(scraper_api, settings, clock):
     settings.LOGS_MAX_MESSAGE_CHARS = 300
     scraper_api.post(URL, {"records": [record(message="x" * 1000)]})

@@ -54,3 +54,14 @@ def test_a_service_restricted_key_reads_only_its_service(make_api_key, scraper_a
     api = ApiClient(Client(), make_api_key("scraper", service="reddit", name="r"))
     assert [i["message"] for i in api.get("/api/v1/logs").json()["items"]] == ["mine"]
     assert api.get("/api/v1/logs", service="twitter").status_code == 403
+
+
+def test_a_search_without_any_word_is_a_validation_error(scraper_api, clock):
+    scraper_api.post("/api/v1/logs", {"records": [record(message="100% done")]})
+    bad = scraper_api.get("/api/v1/logs", q="%")
+    assert bad.status_code == 422
+    error = bad.json()["error"]
+    assert error["code"] == "validation_error" and error["details"]["fields"][0]["path"] == "q"
+    assert [i["message"] for i in scraper_api.get("/api/v1/logs", q="100").json()["items"]] == [
+        "100% done"
+    ]
