@@ -149,7 +149,7 @@ def test_tabs_newlines_and_backslashes_are_stored_exactly(scraper_api, clock):
     """The rows reach Postgres as COPY text, where these characters are syntax."""
     message = "col1\tcol2\nsecond line\r\nC:\\temp\\new \\N \\. end\\"
     context = {
-        "exception": "Traceback:\n  File \"x.py\"\n\tValueError: a\\tb",
+        "exception": 'Traceback:\n  File "x.py"\n\tValueError: a\\tb',
         "path\tkey": "\\N",
         "nested": {"list": ["\\", "\n", "\t"]},
     }

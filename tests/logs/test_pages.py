@@ -226,3 +226,28 @@ def test_the_search_query_is_served_by_the_word_index_of_every_partition(clock):
         plan = log_lines(LogFilter(q="needle")).explain()
     day_scans = re.findall(r"Bitmap Index Scan on (\w+)", plan)
     assert len(day_scans) == 2 and all("search_vector" in name for name in day_scans), plan
+
+
+def test_a_rare_word_missed_by_the_probe_is_found_through_the_index(clock, monkeypatch):
+    from apps.logs import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_PROBE_LINES", 3)
+    ingest(1, minutes_ago=10, message="rare needle")
+    ingest(5, message="hay")  # the 3 newest lines of the day hold no needle
+    lines, older = selectors.log_lines_page(selectors.LogFilter(q="needle"), limit=5)
+    assert [line.message for line in lines] == ["rare needle"] and older is None
+
+
+def test_the_probe_prefilters_only_on_words_every_match_holds():
+    from apps.logs.selectors import _probe_words, search_query
+
+    assert _probe_words(search_query("timed out")) == ["timed", "out"]
+    assert _probe_words(search_query('"read timed" -proxy reddit.com/r')) == [
+        "read",
+        "timed",
+        "reddit",
+        "com",
+        "r",
+    ]
+    assert _probe_words(search_query("timed or out")) == []
+    assert _probe_words(search_query("error:ECONNRESET café")) == []  # split by Postgres
