@@ -34,6 +34,11 @@ def drop_counts_key(day: dt.date) -> str:
     return redis_key("logs", "dropped", f"{day:%Y%m%d}")
 
 
+# The words of a message against a websearch query, as the GIN index of migration 0004
+# is built (the expression must be this one for Postgres to use the index).
+MATCHES_SQL = "logs_search_vector({message}) @@ websearch_to_tsquery('simple'::regconfig, {query})"
+
+
 class Words(Lookup):
     """``message__words``: full-text match of a websearch query (see ``search_query``)
     against the words of the message, as the GIN index on ``logs_search_vector(message)``
@@ -44,10 +49,7 @@ class Words(Lookup):
     def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return (
-            f"logs_search_vector({lhs}) @@ websearch_to_tsquery('simple'::regconfig, {rhs})",
-            [*lhs_params, *rhs_params],
-        )
+        return MATCHES_SQL.format(message=lhs, query=rhs), [*lhs_params, *rhs_params]
 
 
 LogLine._meta.get_field("message").register_lookup(Words)
@@ -198,8 +200,9 @@ def _search_by_day(
     the page is full: its cost follows the days it reads, not the table's size. Per day,
     at most two queries (the probe of the newest lines, then the word index); plus one
     catalog query."""
-    prefilter = "".join(" AND recent.message ILIKE %s" for _ in _probe_words(query))
     patterns = [like_pattern(word) for word in _probe_words(query)]
+    prefilter = "".join(" AND recent.message ILIKE %s" for _ in patterns)
+    matches = MATCHES_SQL.format(message="recent.message", query="%s")
     rows: list[LogLine] = []
     for day in sorted(partitions_existing(), reverse=True):
         start, end = day_start(day), day_start(day + dt.timedelta(days=1))
@@ -212,8 +215,7 @@ def _search_by_day(
         sql, params = day_lines[:SEARCH_PROBE_LINES].query.sql_with_params()
         found = list(
             LogLine.objects.raw(
-                f"SELECT * FROM ({sql}) AS recent WHERE TRUE{prefilter} AND "
-                "logs_search_vector(recent.message) @@ websearch_to_tsquery('simple', %s) "
+                f"SELECT * FROM ({sql}) AS recent WHERE TRUE{prefilter} AND {matches} "
                 "ORDER BY recent.ts DESC, recent.id DESC LIMIT %s",
                 [*params, *patterns, query, need],
             )

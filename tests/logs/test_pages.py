@@ -171,8 +171,10 @@ def test_a_text_search_goes_day_by_day_newest_first_and_stops_when_the_page_is_f
     for days_ago in (0, 1, 2):
         ingest(3, minutes_ago=days_ago * 24 * 60, message=f"needle day {days_ago}")
     ingest(2, message="hay")
-    with django_assert_num_queries(2):  # catalog + today's partition only
+    with django_assert_num_queries(2) as queries:  # catalog + today's partition only
         lines, older = log_lines_page(LogFilter(q="needle"), limit=2)
+    probe = queries.captured_queries[1]["sql"]  # the newest lines, prefiltered by ILIKE
+    assert "AS recent" in probe and "ILIKE '%needle%'" in probe, probe
     assert [line.message for line in lines] == ["needle day 0"] * 2 and older
     seen, cursor = [], None
     for _ in range(6):
